@@ -1,0 +1,25 @@
+# Two commands on a fresh clone (Python 3.11 and make):  make demo  |  make test
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test demo bench clean-outputs
+
+venv: $(STAMP)
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+# The main job: the shipped checkpoints at work, no data needed.
+demo: $(STAMP)
+	$(BIN)/python exercise1/lstm/test.py --prompt "the knight rode into the wood and " --length 300
+	$(BIN)/python exercise1/tcn/test.py --prompt "the knight rode into the wood and " --length 300
+	$(BIN)/python exercise1/transformer/test.py --prompt "the knight rode into the wood and " --length 300
+
+clean-outputs:
+	rm -rf outputs

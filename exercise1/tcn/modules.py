@@ -1,0 +1,84 @@
+"""Temporal convolutional network (Bai, Kolter, Koltun 2018): causal dilated residual blocks.
+
+Block i has two causal convolutions of kernel k and dilation 2**i; the receptive field is
+1 + 2 (k - 1) (2**L - 1) for L blocks. For generation each convolution keeps a queue of its last
+(k - 1) * dilation inputs, so a new character costs one output column per layer, not a pass over
+the whole prefix.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class CausalConv1d(nn.Conv1d):
+    """Conv1d that sees only the past: left padding of (k-1)*dilation, or the cached inputs."""
+
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, dilation: int):
+        super().__init__(c_in, c_out, kernel_size, dilation=dilation)
+        self.history = (kernel_size - 1) * dilation
+
+    def forward(self, x: torch.Tensor, cache: torch.Tensor | None = None):
+        # x: [B, C_in, T]; cache: [B, C_in, history] inputs before x (None = zeros, the sequence start)
+        if cache is None:
+            cache = x.new_zeros(x.shape[0], x.shape[1], self.history)
+        full = torch.cat([cache, x], dim=2)                      # [B, C_in, history + T]
+        new_cache = full[:, :, full.shape[2] - self.history:]
+        if x.shape[2] == 1:  # generation: the k taps of one output column as one matrix product
+            taps = full[:, :, ::self.dilation[0]]                # [B, C_in, k]
+            return F.linear(taps.flatten(1), self.weight.flatten(1), self.bias)[:, :, None], new_cache
+        return super().forward(full), new_cache                 # [B, C_out, T], new cache
+
+
+class TemporalBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, dilation: int, dropout: float):
+        super().__init__()
+        self.conv1 = CausalConv1d(c_in, c_out, kernel_size, dilation)
+        self.conv2 = CausalConv1d(c_out, c_out, kernel_size, dilation)
+        self.drop = nn.Dropout(dropout)
+        self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, cache=None):
+        c1, c2 = cache if cache is not None else (None, None)
+        h, c1 = self.conv1(x, c1)
+        h, c2 = self.conv2(self.drop(F.relu(h)), c2)
+        return F.relu(self.drop(F.relu(h)) + self.skip(x)), (c1, c2)
+
+
+class CharTCN(nn.Module):
+    """`forward(idx, state)`: indices `[B, T]` -> logits `[B, T, V]`; `state` holds every
+    convolution's input queue (None = start of a sequence)."""
+
+    max_context = None  # bounded by the receptive field, but the queues slide: no re-encoding needed
+
+    def __init__(self, d_one_hot: int, channels=(128,) * 6, kernel_size: int = 3, dropout: float = 0.0):
+        super().__init__()
+        self.d_one_hot = d_one_hot
+        self.kernel_size = kernel_size
+        sizes = [d_one_hot, *channels]
+        self.blocks = nn.ModuleList(
+            TemporalBlock(sizes[i], sizes[i + 1], kernel_size, 2 ** i, dropout) for i in range(len(channels))
+        )
+        self.head = nn.Conv1d(sizes[-1], d_one_hot, 1)
+
+    @classmethod
+    def from_config(cls, model_cfg: dict, d_one_hot: int) -> "CharTCN":
+        return cls(d_one_hot, tuple(model_cfg.get("channels", [128] * 6)), model_cfg.get("kernel_size", 3),
+                   model_cfg.get("dropout", 0.0))
+
+    @property
+    def receptive_field(self) -> int:
+        return 1 + sum(2 * (self.kernel_size - 1) * 2 ** i for i in range(len(self.blocks)))
+
+    def context_description(self) -> str:
+        return f"receptive field {self.receptive_field} characters"
+
+    def forward(self, idx: torch.Tensor, state=None):
+        h = F.one_hot(idx, self.d_one_hot).float().transpose(1, 2)  # [B, V, T]
+        caches = state if state is not None else [None] * len(self.blocks)
+        new_state = []
+        for block, cache in zip(self.blocks, caches):
+            h, cache = block(h, cache)                               # [B, C_i, T]
+            new_state.append(cache)
+        return self.head(h).transpose(1, 2), new_state               # [B, T, V]

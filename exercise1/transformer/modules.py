@@ -1,0 +1,144 @@
+"""Decoder-only character Transformer with a causal mask and a key/value cache for generation.
+
+`positional_encoding` is "none" (what the course template has: attention alone is blind to order,
+only the causal mask hints at position), "learned" (a trained vector per position) or
+"sinusoidal" (fixed sines and cosines, Vaswani et al. 2017).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+POSITIONAL_ENCODINGS = ("none", "learned", "sinusoidal")
+
+
+def sinusoidal_table(n: int, d: int) -> torch.Tensor:
+    pos = torch.arange(n, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
+    table = torch.zeros(n, d)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq[: d // 2])
+    return table  # [n, d]
+
+
+class KVCache:
+    """Keys and values of the positions seen so far, in buffers of the full context length, so a
+    new character writes one column instead of copying the whole cache."""
+
+    def __init__(self, batch: int, n_heads: int, capacity: int, d_head: int, device, dtype):
+        self.k = torch.empty(batch, n_heads, capacity, d_head, device=device, dtype=dtype)
+        self.v = torch.empty_like(self.k)
+        self.length = 0
+
+    def append(self, k: torch.Tensor, v: torch.Tensor):
+        end = self.length + k.shape[2]
+        self.k[:, :, self.length:end] = k
+        self.v[:, :, self.length:end] = v
+        self.length = end
+        return self.k[:, :, :end], self.v[:, :, :end]  # [B, H, T_past + T, Dh]
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, dropout: float):
+        super().__init__()
+        assert d_model % n_heads == 0, f"d_model={d_model} must be divisible by n_heads={n_heads}"
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, cache=None):
+        B, T, D = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)  # 3 x [B, H, T, Dh]
+        if cache is not None:
+            k, v = cache.append(k, v)  # [B, H, T_past + T, Dh]
+        past = k.shape[2] - T
+        drop = self.dropout if self.training else 0.0
+        if past == 0:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=drop)
+        elif T == 1:  # one new query may look at everything before it
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
+        else:  # T new queries after `past` cached keys: query i sees keys 0 .. past + i
+            mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
+        y = y.transpose(1, 2).reshape(B, T, D)  # [B, T, D]
+        return self.proj(y), cache
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm decoder block: x + attention(LN(x)), then x + MLP(LN(x))."""
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(d_model)
+        self.attn = CausalSelfAttention(d_model, n_heads, dropout)
+        self.ln2 = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(approximate="tanh"), nn.Linear(d_ff, d_model), nn.Dropout(dropout))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x, cache=None):
+        a, cache = self.attn(self.ln1(x), cache)
+        x = x + self.drop(a)
+        return x + self.mlp(self.ln2(x)), cache
+
+
+class CharTransformer(nn.Module):
+    """`forward(idx, state)`: indices `[B, T]` -> logits `[B, T, V]`; `state` is the per-layer
+    key/value cache (None = start). Sequences are limited to `context_length` positions."""
+
+    def __init__(self, d_one_hot: int, d_model: int = 256, n_heads: int = 8, linear_layer_size: int = 512,
+                 num_layers: int = 4, context_length: int = 256, positional_encoding: str = "learned",
+                 dropout: float = 0.0):
+        super().__init__()
+        if positional_encoding not in POSITIONAL_ENCODINGS:
+            raise ValueError(f"positional_encoding must be one of {POSITIONAL_ENCODINGS}, got {positional_encoding!r}")
+        self.d_one_hot = d_one_hot
+        self.max_context = context_length
+        self.positional_encoding = positional_encoding
+        # An embedding is the linear map of a one-hot vector, computed as a table look-up.
+        self.embed = nn.Embedding(d_one_hot, d_model)
+        if positional_encoding == "learned":
+            self.pos = nn.Parameter(torch.randn(context_length, d_model) * 0.02)
+        elif positional_encoding == "sinusoidal":
+            self.register_buffer("pos", sinusoidal_table(context_length, d_model), persistent=False)
+        else:
+            self.pos = None
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(Block(d_model, n_heads, linear_layer_size, dropout) for _ in range(num_layers))
+        self.ln_f = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, d_one_hot)
+
+    @classmethod
+    def from_config(cls, m: dict, d_one_hot: int) -> "CharTransformer":
+        return cls(d_one_hot, m.get("d_model", 256), m.get("n_heads", 8), m.get("linear_layer_size", 512),
+                   m.get("num_layers", 4), m.get("context_length", 256), m.get("positional_encoding", "learned"),
+                   m.get("dropout", 0.0))
+
+    def context_description(self) -> str:
+        return f"context of {self.max_context} characters, positional encoding '{self.positional_encoding}'"
+
+    def init_state(self, batch: int, device) -> list[KVCache]:
+        """An empty key/value cache per layer, for generation (training passes no state)."""
+        attn = self.blocks[0].attn
+        d_model = self.embed.embedding_dim
+        return [KVCache(batch, attn.n_heads, self.max_context, d_model // attn.n_heads, device, self.embed.weight.dtype)
+                for _ in self.blocks]
+
+    def forward(self, idx: torch.Tensor, state=None):
+        B, T = idx.shape
+        past = 0 if state is None else state[0].length
+        if past + T > self.max_context:
+            raise ValueError(f"sequence of {past + T} positions exceeds context_length={self.max_context}")
+        x = self.embed(idx)                                   # [B, T, D]
+        if self.pos is not None:
+            x = x + self.pos[past:past + T]
+        x = self.drop(x)
+        caches = state if state is not None else [None] * len(self.blocks)
+        new_state = []
+        for block, cache in zip(self.blocks, caches):
+            x, cache = block(x, cache)
+            new_state.append(cache)
+        return self.head(self.ln_f(x)), new_state             # [B, T, V]

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Train the shipped text models: each architecture with its config.json for a fixed time budget
+# (default 10 minutes of training each) on a text (default: the course's data/text.txt).
+#   bash scripts/train_text_models.sh [TEXT] [MINUTES]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TEXT=${1:-data/text.txt}
+MINUTES=${2:-10}
+PY=${PYTHON:-.venv/bin/python}
+$PY exercise1/data_preparation.py --text "$TEXT" --name text
+for arch in lstm tcn transformer; do
+  rm -rf "checkpoints/$arch"
+  $PY exercise1/$arch/train.py --dataset text --max_minutes "$MINUTES" --threads 2 2>&1 \
+    | tr '\r' '\n' | grep -v '^train ' 
+done

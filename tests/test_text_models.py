@@ -1,0 +1,84 @@
+import pytest
+import torch
+
+from utils.text_generation import generate
+from utils.text_models import ARCHITECTURES, build_model
+
+V = 11
+CONFIGS = {
+    "lstm": {"d_lstm": 24, "num_lstm_layers": 2},
+    "tcn": {"channels": [16, 16, 16], "kernel_size": 3},
+    "transformer": {"d_model": 32, "n_heads": 4, "linear_layer_size": 48, "num_layers": 2, "context_length": 40},
+    "transformer_none": {"d_model": 32, "n_heads": 4, "linear_layer_size": 48, "num_layers": 2, "context_length": 40,
+                         "positional_encoding": "none"},
+    "transformer_sin": {"d_model": 32, "n_heads": 4, "linear_layer_size": 48, "num_layers": 2, "context_length": 40,
+                        "positional_encoding": "sinusoidal"},
+}
+
+
+def make(name):
+    torch.manual_seed(0)
+    arch = name.split("_")[0]
+    return build_model(arch, {"model": CONFIGS[name]}, V).eval()
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_causal_no_output_sees_the_future(name):
+    model = make(name)
+    x = torch.randint(0, V, (3, 30))
+    t = 17
+    x2 = x.clone()
+    x2[:, t:] = (x2[:, t:] + 1) % V
+    with torch.no_grad():
+        a, _ = model(x)
+        b, _ = model(x2)
+    assert a.shape == (3, 30, V)
+    assert torch.allclose(a[:, :t], b[:, :t], atol=1e-5), "an output before t changed when the input at t changed"
+    assert not torch.allclose(a[:, t], b[:, t], atol=1e-5), "the output at t ignores the input at t"
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_incremental_equals_full_forward(name):
+    model = make(name)
+    x = torch.randint(0, V, (2, 35))
+    with torch.inference_mode():
+        full, _ = model(x)
+        init = getattr(model, "init_state", None)
+        state = init(2, "cpu") if init else None
+        first, state = model(x[:, :5], state)  # a prompt of 5, then one character at a time
+        steps = [first]
+        for t in range(5, 35):
+            logits, state = model(x[:, t:t + 1], state)
+            steps.append(logits)
+    assert torch.allclose(torch.cat(steps, 1), full, atol=1e-4)
+
+
+def test_tcn_receptive_field_matches_the_formula_and_the_shipped_config():
+    model = build_model("tcn", {"model": {"channels": [8] * 4, "kernel_size": 3}}, V).eval()
+    assert model.receptive_field == 1 + 2 * 2 * (1 + 2 + 4 + 8)  # 61
+    x = torch.randint(0, V, (1, 100))
+    x2 = x.clone()
+    x2[0, 99 - 61] = (x2[0, 99 - 61] + 1) % V  # just outside the receptive field of the last output
+    with torch.no_grad():
+        assert torch.allclose(model(x)[0][0, -1], model(x2)[0][0, -1])
+    from utils.text_models import default_config_path, read_config
+    shipped = build_model("tcn", read_config(default_config_path("tcn")), V)
+    assert shipped.receptive_field >= 128
+
+
+@pytest.mark.parametrize("name", ["lstm", "tcn", "transformer", "transformer_none"])
+def test_generate_beyond_the_context_and_reproducibly(name):
+    model = make(name)
+    prompt = torch.tensor([1, 2, 3])
+    a = generate(model, prompt, 100, temperature=1.0, top_k=5, num_samples=3, generator=torch.Generator().manual_seed(1))
+    b = generate(model, prompt, 100, temperature=1.0, top_k=5, num_samples=3, generator=torch.Generator().manual_seed(1))
+    assert a.shape == (3, 100) and torch.equal(a, b) and int(a.max()) < V
+    g = generate(model, prompt, 20, greedy=True)
+    with torch.no_grad():  # greedy continuation = argmax of the full forward pass at each step
+        seq = torch.cat([prompt, g[0]])[None]
+        logits = model(seq[:, :-1])[0][0, 2:]
+    assert torch.equal(logits.argmax(-1), g[0])
+
+
+def test_all_architectures_registered():
+    assert set(ARCHITECTURES) == {"lstm", "tcn", "transformer"}

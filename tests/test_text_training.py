@@ -1,0 +1,125 @@
+import json
+
+import pytest
+import torch
+
+from conftest import TINY_SETTINGS, run_script
+from exercise1.data_preparation import txt_to_numpy
+from utils.text_data import load_text_data
+from utils.text_models import default_config_path, read_config
+from utils.text_training import evaluate, train
+
+
+def tiny_config(arch, data_dir, **training):
+    config = read_config(default_config_path(arch))
+    for item in TINY_SETTINGS[arch]:
+        key, value = item.split("=")
+        config["model"][key.split(".")[1]] = json.loads(value)
+    config["training"].update({"batch_size": 16, "seq_len": 32, "max_minutes": None, "warmup_steps": 5,
+                               "sample_length": 20, **training})
+    config["dataset"].update({"name": "tiny", "data_dir": str(data_dir)})
+    config["general"]["device"] = "cpu"
+    return config
+
+
+def test_tiny_lstm_overfits_tiny_text(tiny_text, tmp_path):
+    txt_to_numpy(tiny_text, tmp_path / "data")
+    config = tiny_config("lstm", tmp_path / "data", epochs=40, learning_rate=1e-2)
+    config["model"].update(d_lstm=64, num_lstm_layers=1)
+    final = train("lstm", config, ckpt_dir=tmp_path / "ck")
+    data = load_text_data(tmp_path / "data" / "tiny")
+    assert final["train_loss_nats"] < 0.6, final  # a uniform guess is ln(alphabet) ~ 3.4 nats
+    from utils.text_models import load_text_model
+    model, *_ = load_text_model(tmp_path / "ck", "lstm")
+    assert evaluate(model, torch.from_numpy(data.train), 32, "cpu")["loss_nats"] < 0.6
+    log = (tmp_path / "ck" / "lstm" / "train_log.txt").read_text()
+    assert "held-out" in log and "bpc" in log and "sample:" in log
+    assert len((tmp_path / "ck" / "lstm" / "metrics.jsonl").read_text().splitlines()) == 40
+
+
+@pytest.mark.parametrize("arch", ["lstm", "tcn", "transformer"])
+def test_train_then_test_end_to_end(arch, tiny_text, tmp_path):
+    ck = tmp_path / "ck"
+    run_script(f"exercise1/{arch}/train.py", "--text", tiny_text, "--data_dir", tmp_path / "data", "--epochs", 2,
+               "--batch_size", 8, "--seq_len", 32, "--ckpt_dir", ck, "--name", f"m_{arch}", "--device", "cpu",
+               "--set", *TINY_SETTINGS[arch], "training.sample_length=10")
+    folder = ck / f"m_{arch}"
+    assert {"config.json", "alphabet.npy", f"m_{arch}.pt", "last.pt", "train_log.txt"} <= {p.name for p in folder.iterdir()}
+    # course semantics: a held-out line, teacher forcing then closed loop; run from another directory
+    out = run_script(REPO_SCRIPT(arch, "test.py"), "--name", f"m_{arch}", "--ckpt_dir", ck, "--json", cwd=tmp_path)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert {"bpc", "loss_nats", "accuracy", "sample", "chars_per_second"} <= set(result)
+    assert len(result["sample"]) == 100 and "True:" in out.stdout and "Prompt:" in out.stdout
+    # a prompt needs only the checkpoint, not the data
+    (tmp_path / "data" / "tiny" / "alphabet.npy").unlink()
+    out = run_script(REPO_SCRIPT(arch, "test.py"), "--name", f"m_{arch}", "--ckpt_dir", ck, "--prompt", "the wood",
+                     "--length", 50, "--num_samples", 2, "--top_k", 5, "--json")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(result["samples"]) == 2 and all(len(s) == 50 for s in result["samples"]) and "bpc" not in result
+
+
+def REPO_SCRIPT(arch, name):
+    from conftest import REPO
+    return REPO / "exercise1" / arch / name
+
+
+def test_resume_continues_where_it_stopped(tiny_text, tmp_path):
+    common = ["--text", tiny_text, "--data_dir", tmp_path / "data", "--batch_size", 8, "--seq_len", 32,
+              "--ckpt_dir", tmp_path / "ck", "--device", "cpu", "--set", *TINY_SETTINGS["lstm"]]
+    run_script(REPO_SCRIPT("lstm", "train.py"), "--epochs", 1, *common)
+    last = torch.load(tmp_path / "ck" / "lstm" / "last.pt", weights_only=True)
+    assert last["state"]["step"] > 0
+    first_steps = last["state"]["step"]
+    out = run_script(REPO_SCRIPT("lstm", "train.py"), "--epochs", 3, "--resume", *common)
+    assert "resumed lstm at epoch 1" in out.stdout
+    last = torch.load(tmp_path / "ck" / "lstm" / "last.pt", weights_only=True)
+    assert last["state"]["step"] == 3 * first_steps
+    assert [round(h["epoch"]) for h in last["state"]["history"]] == [1, 2, 3]
+
+
+def test_max_minutes_stops_and_saves(tiny_text, tmp_path):
+    out = run_script(REPO_SCRIPT("tcn", "train.py"), "--text", tiny_text, "--data_dir", tmp_path / "data",
+                     "--max_minutes", 0.02, "--ckpt_dir", tmp_path / "ck", "--device", "cpu", "--batch_size", 8,
+                     "--seq_len", 32, "--set", *TINY_SETTINGS["tcn"])
+    assert "done: best held-out" in out.stdout
+    assert (tmp_path / "ck" / "tcn" / "tcn.pt").is_file()
+
+
+def assert_clean_error(proc, *fragments):
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr
+    for fragment in fragments:
+        assert fragment in proc.stderr, proc.stderr
+
+
+def test_user_mistakes_give_clear_messages(tiny_text, tmp_path):
+    train = REPO_SCRIPT("lstm", "train.py")
+    test = REPO_SCRIPT("lstm", "test.py")
+    assert_clean_error(run_script(train, "--text", tmp_path / "missing.txt", check=False), "not found")
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
+    assert_clean_error(run_script(train, "--text", tmp_path / "empty.txt", "--data_dir", tmp_path, check=False),
+                       "no line longer than one character")
+    assert_clean_error(run_script(train, "--dataset", "nothing", "--data_dir", tmp_path, check=False),
+                       "no prepared data set")
+    assert_clean_error(run_script(test, "--name", "nope", "--ckpt_dir", tmp_path, "--prompt", "a", check=False),
+                       "does not exist")
+    assert_clean_error(run_script(train, "--bogus", check=False), "unrecognized arguments")
+    ck = tmp_path / "ck"
+    run_script(train, "--text", tiny_text, "--data_dir", tmp_path / "data", "--epochs", 1, "--batch_size", 8,
+               "--seq_len", 32, "--ckpt_dir", ck, "--device", "cpu", "--set", *TINY_SETTINGS["lstm"])
+    assert_clean_error(run_script(test, "--ckpt_dir", ck, "--prompt", "The@", check=False), "'@'")
+    assert_clean_error(run_script(REPO_SCRIPT("tcn", "test.py"), "--name", "lstm", "--ckpt_dir", ck, "--prompt", "a",
+                                  check=False), "holds a lstm model")
+    # resuming with other model settings, and a data set with another alphabet
+    assert_clean_error(run_script(train, "--dataset", "tiny", "--data_dir", tmp_path / "data", "--ckpt_dir", ck,
+                                  "--resume", "--set", "model.d_lstm=48", check=False), "other model settings")
+    other = tmp_path / "other.txt"
+    other.write_text("completely different letters xyz\nqqq jjj\n", encoding="utf-8")
+    txt_to_numpy(other, tmp_path / "data")
+    assert_clean_error(run_script(test, "--ckpt_dir", ck, "--dataset", "other", "--data_dir", tmp_path / "data",
+                                  check=False), "differs from the one")
+    # a corrupt checkpoint
+    (ck / "broken").mkdir()
+    (ck / "broken" / "broken.pt").write_bytes(b"not a checkpoint")
+    assert_clean_error(run_script(test, "--name", "broken", "--ckpt_dir", ck, "--prompt", "a", check=False),
+                       "could not read checkpoint")

@@ -1,0 +1,68 @@
+"""The three text architectures behind one interface, and loading a trained one from its checkpoint.
+
+Every model maps character indices `[B, T]` (and an optional state) to logits `[B, T, V]` and the
+new state; `max_context` is None or the longest sequence it accepts. Only this file knows where the
+architectures live.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from utils.checkpoint import load_checkpoint, load_state_dict_float32
+from utils.errors import UserError
+from utils.paths import REPO_ROOT
+
+ARCHITECTURES = {
+    "lstm": ("exercise1.lstm.modules", "CharLSTM"),
+    "tcn": ("exercise1.tcn.modules", "CharTCN"),
+    "transformer": ("exercise1.transformer.modules", "CharTransformer"),
+}
+
+
+def default_config_path(arch: str) -> Path:
+    return REPO_ROOT / "exercise1" / arch / "config.json"
+
+
+def read_config(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path} is not valid JSON: {err}") from None
+
+
+def build_model(arch: str, config: dict, d_one_hot: int) -> torch.nn.Module:
+    if arch not in ARCHITECTURES:
+        raise UserError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    module, cls = ARCHITECTURES[arch]
+    model_cls = getattr(importlib.import_module(module), cls)
+    try:
+        return model_cls.from_config(config.get("model", {}), d_one_hot)
+    except (ValueError, AssertionError, TypeError) as err:
+        raise UserError(f"bad model settings in the config: {err}") from None
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def load_text_model(ckpt_dir: str | Path, name: str, arch: str | None = None):
+    """(model in eval mode on the CPU, config, alphabet, checkpoint dict) of `<ckpt_dir>/<name>/<name>.pt`."""
+    path = Path(ckpt_dir) / name / f"{name}.pt"
+    ckpt = load_checkpoint(path, hint=f"Train it first (python exercise1/{arch or '<arch>'}/train.py --name {name}) "
+                                      f"or pass --ckpt_dir / --name of an existing one.")
+    if "arch" not in ckpt or "alphabet" not in ckpt:
+        raise UserError(f"{path} is not a text-model checkpoint of this project")
+    if arch is not None and ckpt["arch"] != arch:
+        raise UserError(f"{path} holds a {ckpt['arch']} model, not a {arch}: use exercise1/{ckpt['arch']}/test.py")
+    alphabet = np.array(ckpt["alphabet"], dtype="<U1")
+    model = build_model(ckpt["arch"], ckpt["config"], len(alphabet))
+    load_state_dict_float32(model, ckpt["model"])
+    return model.eval(), ckpt["config"], alphabet, ckpt

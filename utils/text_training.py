@@ -1,0 +1,297 @@
+"""The one training loop of the three character models (LSTM, TCN, Transformer).
+
+Batched training on random fixed-length windows of the training lines, AdamW with warm-up and a
+cosine schedule, gradient clipping; after each epoch the held-out loss in nats and bits per
+character and a closed-loop sample from a fixed prompt are logged (console, `train_log.txt`,
+`metrics.jsonl`). The best held-out model is `<ckpt_dir>/<name>/<name>.pt`, the state to resume
+`last.pt`; both are written atomically.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from utils.checkpoint import atomic_save, load_checkpoint, load_state_dict_float32, write_json
+from utils.device import DEVICE_CHOICES, autocast, resolve_device
+from utils.distributed import any_rank, cleanup, init_distributed, shard
+from utils.errors import UserError, cli
+from utils.helper_functions import decode
+from utils.paths import repo_path
+from utils.text_data import eval_windows, load_text_data, random_windows
+from utils.text_generation import generate
+from utils.text_models import build_model, count_parameters, default_config_path, read_config
+
+LN2 = math.log(2.0)
+
+TRAINING_DEFAULTS = {
+    "save_model": True, "epochs": 2000, "max_minutes": None, "learning_rate": 2e-3, "batch_size": 64,
+    "seq_len": 128, "grad_clip": 1.0, "weight_decay": 0.01, "warmup_steps": 50, "min_lr_ratio": 0.1,
+    "eval_batch_size": 128, "sample_length": 200, "bf16": False,
+}
+
+
+@torch.no_grad()
+def evaluate(model, stream: torch.Tensor, seq_len: int, device, batch_size: int = 128) -> dict:
+    """Held-out loss over non-overlapping windows of `seq_len` (each character predicted from up to
+    `seq_len - 1` previous ones): mean negative log-likelihood in nats, bits per character, accuracy."""
+    was_training = model.training
+    model.eval()
+    seq_len = min(seq_len, getattr(model, "max_context", None) or seq_len)
+    x, y = eval_windows(stream, seq_len)
+    nll, correct, count = 0.0, 0, 0
+    for i in range(0, len(x), batch_size):
+        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+        logits = model(xb)[0].float()
+        nll += F.cross_entropy(logits.flatten(0, 1), yb.flatten(), ignore_index=-100, reduction="sum").item()
+        mask = yb != -100
+        correct += (logits.argmax(-1)[mask] == yb[mask]).sum().item()
+        count += mask.sum().item()
+    model.train(was_training)
+    loss = nll / max(count, 1)
+    return {"loss_nats": loss, "bpc": loss / LN2, "accuracy": correct / max(count, 1), "chars": count}
+
+
+def lr_at(progress: float, step: int, cfg: dict) -> float:
+    """Linear warm-up, then cosine decay to `min_lr_ratio` of the peak as progress goes 0 -> 1."""
+    peak = cfg["learning_rate"]
+    if step < cfg["warmup_steps"]:
+        return peak * (step + 1) / cfg["warmup_steps"]
+    floor = peak * cfg["min_lr_ratio"]
+    return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def build_arg_parser(arch: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=f"Train the character-level {arch.upper()} on prepared one-hot data (see README.md).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--config", default=str(default_config_path(arch)), help="JSON config (course keys)")
+    p.add_argument("--dataset", default=None, help="prepared data set (folder under --data_dir); default: config dataset.name")
+    p.add_argument("--data_dir", default=None, help="folder holding prepared data sets; default: config dataset.data_dir or data")
+    p.add_argument("--text", default=None, help="a UTF-8 text to prepare on the fly (one paragraph per line)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (one epoch = as many characters as the training split)")
+    p.add_argument("--max_minutes", type=float, default=None, help="stop cleanly after this much training time and save")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (config training.learning_rate)")
+    p.add_argument("--batch_size", type=int, default=None, help="windows per step (global, over all processes)")
+    p.add_argument("--seq_len", type=int, default=None, help="characters per training window")
+    p.add_argument("--name", default=None, help="model name: checkpoints go to <ckpt_dir>/<name>/; default: config model.name")
+    p.add_argument("--ckpt_dir", default="checkpoints", help="checkpoint root folder")
+    p.add_argument("--resume", action="store_true", help="continue from <ckpt_dir>/<name>/last.pt")
+    p.add_argument("--seed", type=int, default=0, help="random seed (initialisation and batches)")
+    p.add_argument("--device", default=None, choices=DEVICE_CHOICES, help="default: config general.device or auto")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast on CUDA (ignored on the CPU)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override config entries, e.g. model.d_lstm=256 (values are JSON)")
+    return p
+
+
+def apply_overrides(config: dict, args) -> dict:
+    config = copy.deepcopy(config)
+    for section in ("general", "model", "training", "testing", "dataset"):
+        config.setdefault(section, {})
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or "." not in key:
+            raise UserError(f"--set expects SECTION.KEY=VALUE, got {item!r}")
+        section, name = key.split(".", 1)
+        try:
+            config.setdefault(section, {})[name] = json.loads(value)
+        except json.JSONDecodeError:
+            config.setdefault(section, {})[name] = value
+    t = config["training"]
+    for flag, key in (("epochs", "epochs"), ("max_minutes", "max_minutes"), ("lr", "learning_rate"),
+                      ("batch_size", "batch_size"), ("seq_len", "seq_len")):
+        if getattr(args, flag) is not None:
+            t[key] = getattr(args, flag)
+    if args.bf16:
+        t["bf16"] = True
+    if args.name:
+        config["model"]["name"] = args.name
+    if args.dataset:
+        config["dataset"]["name"] = args.dataset
+    if args.data_dir:
+        config["dataset"]["data_dir"] = args.data_dir
+    if args.device:
+        config["general"]["device"] = args.device
+    return config
+
+
+def train(arch: str, config: dict, ckpt_dir: str = "checkpoints", resume: bool = False, seed: int = 0) -> dict:
+    """Train `arch` as `config` says; return the final metrics. Used by train.py and the tests."""
+    config = copy.deepcopy(config)
+    for section in ("general", "model", "training", "testing", "dataset"):
+        config.setdefault(section, {})
+    config["training"] = {**TRAINING_DEFAULTS, **config["training"]}
+    device = resolve_device(config["general"].get("device", "auto"))
+    dist_info, device = init_distributed(device)
+    log = print if dist_info.is_main else (lambda *a, **k: None)
+    cfg = config["training"]
+    name = config["model"].setdefault("name", arch)
+    out_dir = repo_path(ckpt_dir) / name
+    data = load_text_data(repo_path(config["dataset"].get("data_dir", "data")) / config["dataset"].get("name", "text"))
+    alphabet = data.alphabet
+    config["model"]["d_one_hot"] = len(alphabet)  # d_one_hot follows the data's alphabet
+    train_stream = torch.from_numpy(data.train)
+    val_stream = torch.from_numpy(data.val)
+
+    torch.manual_seed(seed)
+    model = build_model(arch, config, len(alphabet)).to(device)
+    max_ctx = getattr(model, "max_context", None)
+    if max_ctx is not None and cfg["seq_len"] > max_ctx:
+        raise UserError(f"seq_len={cfg['seq_len']} exceeds the model's context_length={max_ctx}")
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg["weight_decay"]},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg["learning_rate"])
+    gen = torch.Generator().manual_seed(seed)
+    steps_per_epoch = max(1, len(train_stream) // (cfg["batch_size"] * cfg["seq_len"]))
+    total_steps = steps_per_epoch * cfg["epochs"]
+    max_seconds = cfg["max_minutes"] * 60 if cfg.get("max_minutes") else None
+    state = {"step": 0, "epoch": 0, "elapsed": 0.0, "best_bpc": float("inf"), "history": []}
+
+    last_path = out_dir / "last.pt"
+    if resume:
+        if not last_path.is_file():
+            raise UserError(f"--resume: {last_path} does not exist; train without --resume first")
+        ck = load_checkpoint(last_path)
+        if ck.get("arch") != arch or ck["config"]["model"] != config["model"]:
+            raise UserError(f"--resume: {last_path} was trained with other model settings "
+                            f"({ck.get('arch')}, {ck['config']['model']}); use another --name")
+        if list(ck["alphabet"]) != alphabet.tolist():
+            raise UserError(f"--resume: the data's alphabet differs from the one {last_path} was trained on")
+        load_state_dict_float32(model, ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        state = ck["state"]
+        gen.set_state(ck["generator"])
+        log(f"resumed {name} at epoch {state['epoch']}, step {state['step']}, {state['elapsed'] / 60:.1f} min trained")
+
+    ddp_model = model
+    if dist_info.enabled:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    prompt_line = data.val_lines[0] if data.val_lines else data.train[:40]
+    prompt = torch.from_numpy(prompt_line[: config.get("testing", {}).get("teacher_forcing_steps", 30)].copy())
+    n_params = count_parameters(model)
+    log(f"{arch}: {n_params:,} parameters, {model.context_description()}; "
+        f"{len(train_stream):,} training / {len(val_stream):,} held-out characters, alphabet {len(alphabet)}; "
+        f"{steps_per_epoch} steps per epoch of {cfg['batch_size']}x{cfg['seq_len']}; device {device}"
+        + (f", {dist_info.world_size} processes" if dist_info.enabled else ""))
+    if dist_info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(config, out_dir / "config.json")
+        np.save(out_dir / "alphabet.npy", alphabet)
+
+    def checkpoint_dict(extra: dict | None = None) -> dict:
+        return {"arch": arch, "config": config, "alphabet": alphabet.tolist(),
+                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **(extra or {})}
+
+    def save_last():
+        if dist_info.is_main:
+            atomic_save(checkpoint_dict({"optimizer": opt.state_dict(), "state": state,
+                                         "generator": gen.get_state()}), last_path)
+
+    def end_of_epoch(train_loss: float):
+        metrics = evaluate(model, val_stream, cfg["seq_len"], device, cfg["eval_batch_size"])
+        sample = decode(generate(model, prompt.to(device), cfg["sample_length"], temperature=0.8,
+                                 generator=torch.Generator().manual_seed(0))[0].cpu(), alphabet)
+        model.train()
+        entry = {"epoch": state["epoch"], "step": state["step"], "minutes": state["elapsed"] / 60,
+                 "train_loss_nats": train_loss, "train_bpc": train_loss / LN2, "val_loss_nats": metrics["loss_nats"],
+                 "val_bpc": metrics["bpc"], "val_accuracy": metrics["accuracy"],
+                 "chars_per_second": state["step"] * cfg["batch_size"] * cfg["seq_len"] / max(state["elapsed"], 1e-9),
+                 "sample": sample}
+        state["history"].append(entry)
+        line = (f"epoch {entry['epoch']:6.2f} step {entry['step']:6d} {entry['minutes']:6.2f} min | train {train_loss:.3f} nats "
+                f"({entry['train_bpc']:.3f} bpc) | held-out {metrics['loss_nats']:.3f} nats, {metrics['bpc']:.3f} bpc, "
+                f"acc {metrics['accuracy']:.3f}")
+        if dist_info.is_main:
+            tqdm.write(line)
+            tqdm.write(f"    sample: {decode(prompt.numpy(), alphabet)!r} -> {sample!r}")
+            with open(out_dir / "train_log.txt", "a", encoding="utf-8") as f:
+                f.write(line + "\n    sample: " + repr(sample) + "\n")
+            with open(out_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            if metrics["bpc"] < state["best_bpc"]:
+                state["best_bpc"] = metrics["bpc"]
+                if cfg.get("save_model", True):
+                    best = {"epoch": state["epoch"], "step": state["step"], "minutes": entry["minutes"],
+                            "parameters": n_params, **{f"val_{k}": v for k, v in metrics.items()}}
+                    atomic_save(checkpoint_dict({"metrics": best}), out_dir / f"{name}.pt")
+                    write_json(best, out_dir / "metrics.json")
+        save_last()
+        return entry
+
+    model.train()
+    done = state["step"] >= total_steps or (max_seconds is not None and state["elapsed"] >= max_seconds)
+    bar = tqdm(total=total_steps, initial=state["step"], desc=f"train {name}", unit="step",
+               disable=not dist_info.is_main, dynamic_ncols=True)
+    running, n_running = 0.0, 0
+    try:
+        while not done:
+            t0 = time.perf_counter()
+            progress = state["step"] / total_steps
+            if max_seconds:
+                progress = max(progress, state["elapsed"] / max_seconds)
+            for group in opt.param_groups:
+                group["lr"] = lr_at(progress, state["step"], cfg)
+            x, y = random_windows(train_stream, cfg["batch_size"], cfg["seq_len"], gen)
+            x, y = shard(x, dist_info).to(device), shard(y, dist_info).to(device)
+            with autocast(device, cfg.get("bf16", False)):
+                logits = ddp_model(x)[0]
+            loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+            opt.step()
+            state["step"] += 1
+            state["elapsed"] += time.perf_counter() - t0
+            running += loss.item()
+            n_running += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{opt.param_groups[0]['lr']:.1e}")
+            out_of_time = max_seconds is not None and state["elapsed"] >= max_seconds
+            done = any_rank(out_of_time or state["step"] >= total_steps, dist_info, device)
+            if state["step"] % steps_per_epoch == 0 or done:
+                state["epoch"] = state["step"] / steps_per_epoch
+                end_of_epoch(running / n_running)
+                running, n_running = 0.0, 0
+    except KeyboardInterrupt:
+        if dist_info.is_main:
+            tqdm.write("interrupted: saving the last state (continue with --resume)")
+        save_last()
+        raise
+    finally:
+        bar.close()
+    final = dict(state["history"][-1]) if state["history"] else {}
+    final.update(best_val_bpc=state["best_bpc"], parameters=n_params, checkpoint=str(out_dir / f"{name}.pt"))
+    cleanup(dist_info)
+    return final
+
+
+def train_main(arch: str, argv=None) -> None:
+    @cli
+    def main():
+        args = build_arg_parser(arch).parse_args(argv)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        config = apply_overrides(read_config(repo_path(args.config)), args)
+        if args.text:  # prepare on the fly; the data set is named after the text unless --dataset says otherwise
+            from exercise1.data_preparation import txt_to_numpy
+            folder = txt_to_numpy(args.text, config["dataset"].get("data_dir", "data"), args.dataset)
+            config["dataset"]["name"] = folder.name
+        final = train(arch, config, ckpt_dir=args.ckpt_dir, resume=args.resume, seed=args.seed)
+        if final.get("val_bpc") is not None:
+            print(f"done: best held-out {final['best_val_bpc']:.3f} bpc; checkpoint {final['checkpoint']}")
+
+    main()
