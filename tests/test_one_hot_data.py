@@ -7,7 +7,7 @@ from exercise1.data_preparation import txt_to_npy, txt_to_numpy
 from utils.errors import UserError
 from utils.helper_functions import (char_to_one_hot, decode, encode, one_hot_to_char, one_hot_to_string,
                                     string_to_one_hot)
-from utils.text_data import eval_windows, load_text_data, random_windows
+from utils.text_data import load_text_data, random_windows
 
 
 def test_one_hot_round_trip():
@@ -72,8 +72,6 @@ def test_windows_are_shifted_by_one():
     stream = torch.arange(100)
     x, y = random_windows(stream, 8, 10, torch.Generator().manual_seed(0))
     assert x.shape == y.shape == (8, 10) and torch.equal(y, x + 1)
-    x, y = eval_windows(stream, 16)
-    assert x.shape == (7, 16) and (y != -100).sum() == 99 and torch.equal(y[0], x[0] + 1)
 
 
 def test_missing_and_empty_texts(tmp_path):

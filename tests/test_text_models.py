@@ -82,3 +82,25 @@ def test_generate_beyond_the_context_and_reproducibly(name):
 
 def test_all_architectures_registered():
     assert set(ARCHITECTURES) == {"lstm", "tcn", "transformer"}
+
+
+@pytest.mark.parametrize("name", ["lstm", "tcn", "transformer"])
+def test_evaluate_scores_each_character_with_its_full_context(name):
+    import math
+    import torch.nn.functional as F
+    from utils.text_training import evaluate
+    model = make(name)
+    stream = torch.randint(0, V, (301,))
+    with torch.no_grad():
+        if name == "transformer":  # sliding windows of the context (40), stride 20: recompute by hand
+            nll = 0.0
+            for t in range(0, 300, 20):
+                begin = max(0, t + 20 - 40)
+                logits = model(stream[None, begin:t + 20])[0][0, t - begin:]
+                nll += F.cross_entropy(logits, stream[t + 1:t + 21], reduction="sum").item()
+            expected = nll / 300
+        else:  # state carried through the whole stream = one forward pass over all of it
+            expected = F.cross_entropy(model(stream[None, :-1])[0][0], stream[1:]).item()
+    got = evaluate(model, stream, seq_len=32, device="cpu", lanes=1)
+    assert got["chars"] == 300 and math.isclose(got["loss_nats"], expected, rel_tol=1e-4)
+    assert math.isclose(got["bpc"], got["loss_nats"] / math.log(2))

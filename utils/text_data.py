@@ -63,15 +63,3 @@ def random_windows(stream: torch.Tensor, batch_size: int, seq_len: int, generato
     offsets = starts[:, None] + torch.arange(seq_len + 1)
     chunk = stream[offsets]  # [B, T+1]
     return chunk[:, :-1], chunk[:, 1:]
-
-
-def eval_windows(stream: torch.Tensor, seq_len: int):
-    """Non-overlapping windows covering the whole stream: inputs `[N, T]`, targets `[N, T]`
-    (the last window is shorter targets are padded with -100, which the loss ignores)."""
-    n = len(stream) - 1
-    n_win = max(1, -(-n // seq_len))
-    x = torch.zeros(n_win * seq_len, dtype=torch.long)
-    y = torch.full((n_win * seq_len,), -100, dtype=torch.long)
-    x[:n] = stream[:-1]
-    y[:n] = stream[1:]
-    return x.view(n_win, seq_len), y.view(n_win, seq_len)

@@ -26,7 +26,7 @@ from utils.distributed import any_rank, cleanup, init_distributed, shard
 from utils.errors import UserError, cli
 from utils.helper_functions import decode
 from utils.paths import repo_path
-from utils.text_data import eval_windows, load_text_data, random_windows
+from utils.text_data import load_text_data, random_windows
 from utils.text_generation import generate
 from utils.text_models import build_model, count_parameters, default_config_path, read_config
 
@@ -35,29 +35,49 @@ LN2 = math.log(2.0)
 TRAINING_DEFAULTS = {
     "save_model": True, "epochs": 2000, "max_minutes": None, "learning_rate": 2e-3, "batch_size": 64,
     "seq_len": 128, "grad_clip": 1.0, "weight_decay": 0.01, "warmup_steps": 50, "min_lr_ratio": 0.1,
-    "eval_batch_size": 128, "sample_length": 200, "bf16": False,
+    "sample_length": 200, "bf16": False,
 }
 
 
 @torch.no_grad()
-def evaluate(model, stream: torch.Tensor, seq_len: int, device, batch_size: int = 128) -> dict:
-    """Held-out loss over non-overlapping windows of `seq_len` (each character predicted from up to
-    `seq_len - 1` previous ones): mean negative log-likelihood in nats, bits per character, accuracy."""
+def evaluate(model, stream: torch.Tensor, seq_len: int, device, lanes: int = 16) -> dict:
+    """Held-out loss with every character predicted from as much context as the model can use.
+
+    The stream is cut into `lanes` contiguous pieces processed side by side. The LSTM and the TCN
+    carry their state from chunk to chunk (so the TCN sees its full receptive field); the
+    Transformer slides a window of its whole context with a stride of half of it, so every scored
+    character has at least context/2 predecessors. Returns the mean negative log-likelihood in nats,
+    bits per character and next-character accuracy."""
     was_training = model.training
     model.eval()
-    seq_len = min(seq_len, getattr(model, "max_context", None) or seq_len)
-    x, y = eval_windows(stream, seq_len)
-    nll, correct, count = 0.0, 0, 0
-    for i in range(0, len(x), batch_size):
-        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
-        logits = model(xb)[0].float()
-        nll += F.cross_entropy(logits.flatten(0, 1), yb.flatten(), ignore_index=-100, reduction="sum").item()
-        mask = yb != -100
-        correct += (logits.argmax(-1)[mask] == yb[mask]).sum().item()
-        count += mask.sum().item()
+    lanes = max(1, min(lanes, (len(stream) - 1) // max(seq_len, 1)))
+    per_lane = (len(stream) - 1) // lanes
+    x = stream[: lanes * per_lane].view(lanes, per_lane).to(device)          # [lanes, L]
+    y = stream[1: lanes * per_lane + 1].view(lanes, per_lane).to(device)     # [lanes, L]
+    ctx = getattr(model, "max_context", None)
+    nll, correct = 0.0, 0
+
+    def score(logits, target):
+        nonlocal nll, correct
+        logits = logits.float()
+        nll += F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="sum").item()
+        correct += (logits.argmax(-1) == target).sum().item()
+
+    if ctx is None:  # recurrent state or convolution queues: carry them along the stream
+        state = None
+        for t in range(0, per_lane, seq_len):
+            logits, state = model(x[:, t:t + seq_len], state)
+            score(logits, y[:, t:t + seq_len])
+    else:
+        stride = max(1, ctx // 2)
+        for t in range(0, per_lane, stride):
+            begin = max(0, t + stride - ctx)
+            logits, _ = model(x[:, begin:t + stride])
+            score(logits[:, t - begin:], y[:, t:t + stride])
     model.train(was_training)
-    loss = nll / max(count, 1)
-    return {"loss_nats": loss, "bpc": loss / LN2, "accuracy": correct / max(count, 1), "chars": count}
+    count = lanes * per_lane
+    loss = nll / count
+    return {"loss_nats": loss, "bpc": loss / LN2, "accuracy": correct / count, "chars": count}
 
 
 def lr_at(progress: float, step: int, cfg: dict) -> float:
@@ -202,7 +222,7 @@ def train(arch: str, config: dict, ckpt_dir: str = "checkpoints", resume: bool =
                                          "generator": gen.get_state()}), last_path)
 
     def end_of_epoch(train_loss: float):
-        metrics = evaluate(model, val_stream, cfg["seq_len"], device, cfg["eval_batch_size"])
+        metrics = evaluate(model, val_stream, cfg["seq_len"], device)
         sample = decode(generate(model, prompt.to(device), cfg["sample_length"], temperature=0.8,
                                  generator=torch.Generator().manual_seed(0))[0].cpu(), alphabet)
         model.train()

@@ -1,0 +1,111 @@
+"""Exercise 2: beta-VAEs on 64x64 faces, with the course's command line.
+
+    python exercise2/main.py --beta 0 --ckpt_name vae_beta_0            # train (resumes if it exists)
+    python exercise2/main.py --task random_generation --ckpt_name vae_beta_0
+    python exercise2/main.py --task latent_analysis --ckpt_name vae_beta_4
+    python exercise2/main.py --task rotate --ckpt_name vae_beta_4 [--image face.jpg]
+
+Outputs go to <output_dir>/<ckpt_name>/<task>/, checkpoints to <ckpt_dir>/<ckpt_name>/.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any working directory
+
+import torch  # noqa: E402
+
+from utils.device import DEVICE_CHOICES  # noqa: E402
+from utils.errors import UserError, cli  # noqa: E402
+
+TASKS = ("train", "random_generation", "latent_analysis", "rotate")
+
+
+def str2bool(value: str) -> bool:
+    if value.lower() in ("true", "t", "yes", "y", "1"):
+        return True
+    if value.lower() in ("false", "f", "no", "n", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def channels(value: str) -> list[int]:
+    try:
+        out = [int(v) for v in value.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 4 comma-separated integers, got {value!r}") from None
+    if len(out) != 4 or min(out) < 1:
+        raise argparse.ArgumentTypeError(f"expected 4 positive comma-separated integers, got {value!r}")
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = p.add_argument
+    a("--task", default="train", choices=TASKS, help="what to do (default: train)")
+    a("--seed", type=int, default=1, help="random seed (default: 1)")
+    a("--cuda", type=str2bool, default=True, help="use CUDA when available (course flag; --device overrides it)")
+    a("--device", default=None, choices=DEVICE_CHOICES, help="auto | cpu | cuda (default: auto, or cpu with --cuda false)")
+    a("--max_iter", type=float, default=12000,
+      help="training iterations in all (default: 12000, about 15 min at batch 64 on a 2-core laptop CPU; the course had 1e6)")
+    a("--max_minutes", type=float, default=None, help="also stop after this many minutes of training in this run")
+    a("--batch_size", type=int, default=64, help="images per iteration, over all processes (default: 64)")
+    a("--z_dim", type=int, default=32, help="latent units (default: 32)")
+    a("--beta", type=float, default=4.0, help="weight of the KL term; 0 = plain autoencoder (default: 4)")
+    a("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3; the course had 1e-4)")
+    a("--beta1", type=float, default=0.9, help="Adam beta1 (default: 0.9)")
+    a("--beta2", type=float, default=0.999, help="Adam beta2 (default: 0.999)")
+    a("--dset_dir", default="data", help="data root (default: data)")
+    a("--dataset", default="CelebA", help="folder under dset_dir, ImageFolder layout (default: CelebA)")
+    a("--image_size", type=int, default=64, help="image side in pixels; the network is built for 64")
+    a("--num_workers", type=int, default=2, help="threads that decode images on the first run (default: 2)")
+    a("--cache_dir", default="data/cache", help="where decoded faces are cached ('' to disable; default: data/cache)")
+    a("--save_output", type=str2bool, default=True, help="write images and plots (default: true)")
+    a("--output_dir", default="outputs", help="output root (default: outputs)")
+    a("--display_step", type=int, default=500, help="iterations between console summaries (default: 500)")
+    a("--save_step", type=int, default=1000, help="iterations between checkpoints and figures (default: 1000)")
+    a("--ckpt_dir", default="checkpoints", help="checkpoint root (default: the repository's checkpoints/)")
+    a("--ckpt_name", default=None, help="checkpoint name (default: vae_beta_<beta>)")
+    a("--image", default=None, help="rotate: a face photo of any size (default: held-out faces)")
+    a("--num_samples", type=int, default=64, help="random_generation: images to decode (default: 64)")
+    a("--num_faces", type=int, default=4, help="latent_analysis / rotate: faces to show (default: 4)")
+    a("--channels", type=channels, default=[32, 32, 64, 64], help="conv channels at 32, 16, 8, 4 px (default: 32,32,64,64)")
+    a("--no_batchnorm", action="store_true", help="build the network without batch normalisation")
+    a("--bf16", action="store_true", help="bf16 autocast on CUDA (ignored on the CPU)")
+    a("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    return p
+
+
+@cli
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.beta < 0:
+        raise UserError(f"--beta must be >= 0 (0 = plain autoencoder), got {args.beta:g}")
+    for name in ("batch_size", "z_dim", "display_step", "save_step", "num_samples", "num_faces"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name} must be at least 1")
+    if args.max_iter < 1 or args.lr <= 0:
+        raise UserError("--max_iter must be >= 1 and --lr > 0")
+    if args.ckpt_name is None:
+        args.ckpt_name = f"vae_beta_{args.beta:g}"
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+
+    from exercise2.solver import Solver
+
+    solver = Solver(args)
+    if args.task == "train":
+        solver.train()
+    elif args.task == "random_generation":
+        solver.generate_from_latent()
+    elif args.task == "latent_analysis":
+        solver.latent_analysis()
+    else:
+        solver.rotate()
+
+
+if __name__ == "__main__":
+    main()
