@@ -20,6 +20,18 @@ demo: $(STAMP)
 	$(BIN)/python exercise1/lstm/test.py --prompt "the knight rode into the wood and " --length 300
 	$(BIN)/python exercise1/tcn/test.py --prompt "the knight rode into the wood and " --length 300
 	$(BIN)/python exercise1/transformer/test.py --prompt "the knight rode into the wood and " --length 300
+	$(BIN)/python exercise2/main.py --task random_generation --ckpt_name vae_beta_0
+	$(BIN)/python exercise2/main.py --task random_generation --ckpt_name vae_beta_4
+	$(BIN)/python exercise2/main.py --task latent_analysis --ckpt_name vae_beta_4
+	$(BIN)/python exercise2/main.py --task latent_analysis --ckpt_name vae_beta_20
+	$(BIN)/python exercise2/main.py --task rotate --ckpt_name vae_beta_4
+	@echo "face analyses written under outputs/vae_beta_*/"
+
+# Speed and short-budget quality on this machine (needs data/text.txt and data/CelebA, or pass paths).
+TEXT ?= data/text.txt
+DSET ?= data
+bench: $(STAMP)
+	$(BIN)/python scripts/bench.py --text $(TEXT) --dset_dir $(DSET)
 
 clean-outputs:
 	rm -rf outputs

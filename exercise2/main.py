@@ -52,9 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
       help="training iterations in all (default: 12000, about 15 min at batch 64 on a 2-core laptop CPU; the course had 1e6)")
     a("--max_minutes", type=float, default=None, help="also stop after this many minutes of training in this run")
     a("--batch_size", type=int, default=64, help="images per iteration, over all processes (default: 64)")
-    a("--z_dim", type=int, default=32, help="latent units (default: 32)")
+    a("--z_dim", type=int, default=128, help="latent units (default: 128; the course had 32, see README)")
     a("--beta", type=float, default=4.0, help="weight of the KL term; 0 = plain autoencoder (default: 4)")
     a("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3; the course had 1e-4)")
+    a("--lr_schedule", default="cosine", choices=("cosine", "constant"),
+      help="cosine: decay the learning rate to a tenth over --max_iter or --max_minutes (default: cosine)")
     a("--beta1", type=float, default=0.9, help="Adam beta1 (default: 0.9)")
     a("--beta2", type=float, default=0.999, help="Adam beta2 (default: 0.999)")
     a("--dset_dir", default="data", help="data root (default: data)")
@@ -70,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--ckpt_name", default=None, help="checkpoint name (default: vae_beta_<beta>)")
     a("--image", default=None, help="rotate: a face photo of any size (default: held-out faces)")
     a("--num_samples", type=int, default=64, help="random_generation: images to decode (default: 64)")
+    a("--max_units", type=int, default=10, help="latent_analysis: units shown in the traversal grids (default: 10)")
     a("--num_faces", type=int, default=4, help="latent_analysis / rotate: faces to show (default: 4)")
     a("--channels", type=channels, default=[32, 32, 64, 64], help="conv channels at 32, 16, 8, 4 px (default: 32,32,64,64)")
     a("--no_batchnorm", action="store_true", help="build the network without batch normalisation")
@@ -83,7 +86,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.beta < 0:
         raise UserError(f"--beta must be >= 0 (0 = plain autoencoder), got {args.beta:g}")
-    for name in ("batch_size", "z_dim", "display_step", "save_step", "num_samples", "num_faces"):
+    for name in ("batch_size", "z_dim", "display_step", "save_step", "num_samples", "num_faces", "max_units"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name} must be at least 1")
     if args.max_iter < 1 or args.lr <= 0:

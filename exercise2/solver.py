@@ -201,6 +201,12 @@ class Solver:
         try:
             while not done:
                 t0 = time.perf_counter()
+                if args.lr_schedule == "cosine":  # decay to a tenth over the budget (iterations or minutes)
+                    progress = self.iteration / max_iter
+                    if max_seconds:
+                        progress = max(progress, session_seconds / max_seconds)
+                    for group in self.optim.param_groups:
+                        group["lr"] = args.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * min(progress, 1.0))))
                 idx = torch.randint(0, len(train), (args.batch_size,), generator=gen)
                 x = self._batch(shard(train[idx], self.dist))
                 with autocast(self.device, args.bf16):
@@ -411,30 +417,34 @@ class Solver:
         faces, source = self._held_out_or_decoded(max(args.num_faces, 16))
         mu, _ = self.encode_all((faces * 255).round().to(torch.uint8))
         values = torch.linspace(-3, 3, 9)
+        shown = active[: args.max_units]  # the grids show the units with the most KL; the table measures all
         files = []
         for f in range(args.num_faces):
             rows = []
-            for unit in active:
+            for unit in shown:
                 z = mu[f].repeat(len(values), 1)
                 z[:, unit] = mu[f, unit] + values * st["mu_std"][unit]
                 rows.append(self.decode(z))
             grid = torch.cat(rows)  # [units * values, 3, 64, 64]
             save_image(grid, out / f"traversal_face{f + 1}.png", nrow=len(values), padding=2, pad_value=1.0)
-            frames = [make_grid(torch.stack([rows[r][v] for r in range(len(active))]), nrow=min(8, len(active)),
+            frames = [make_grid(torch.stack([rows[r][v] for r in range(len(shown))]), nrow=min(8, len(shown)),
                                 padding=2, pad_value=1.0) for v in range(len(values))]
             save_gif(frames, out / f"traversal_face{f + 1}.gif")
             files += [f"traversal_face{f + 1}.png", f"traversal_face{f + 1}.gif"]
         table, maps = self._measure_effects(mu[:16], active, st["mu_std"])
-        save_image(torch.stack(maps), out / "effect_maps.png", nrow=min(8, len(maps)), padding=2, pad_value=1.0, normalize=True,
-                   scale_each=True)
+        save_image(torch.stack(maps[: len(shown)]), out / "effect_maps.png", nrow=min(8, len(shown)), padding=2,
+                   pad_value=1.0, normalize=True, scale_each=True)
         files.append("effect_maps.png")
         summary = {"source": source, "traversal_values_in_code_std": values.tolist(),
                    "kl_per_unit_ranked": [{"unit": int(i), "kl": float(kl_units[i])} for i in order],
-                   "active_units": active, "effects": table, "files": files}
+                   "active_units": active, "units_in_grids": shown, "effects": table, "files": files,
+                   "layout": "traversal_face*.png: one row per unit (most KL first), columns: code -3..+3 std of that "
+                             "unit across faces; effect_maps.png: where each shown unit changes the image"}
         write_json(summary, out / "summary.json")
-        print(f"latent units of {args.ckpt_name}, by KL (active: {len(active)}/{self.arch['z_dim']}); traversals of {source}:")
+        print(f"latent units of {args.ckpt_name}, by KL (active: {len(active)}/{self.arch['z_dim']}; grids show the first "
+              f"{len(shown)}); traversals of {source}:")
         print(f"{'unit':>4} {'KL':>6} {'change':>7} {'top':>5} {'centre':>6} {'sides':>5} {'bottom':>6} {'L/R':>5} {'bright':>7} {'warm':>6}  effect")
-        for row in table:
+        for row in table[: max(args.max_units, 20)]:
             s = row["region_share"]
             print(f"{row['unit']:4d} {row['kl']:6.2f} {row['mean_abs_change']:7.3f} {s['top']:5.2f} {s['centre']:6.2f} "
                   f"{s['sides']:5.2f} {s['bottom']:6.2f} {row['left_right_antisymmetry']:5.2f} {row['brightness_shift']:+7.3f} "

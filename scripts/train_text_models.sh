@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 TEXT=${1:-data/text.txt}
 MINUTES=${2:-10}
 PY=${PYTHON:-.venv/bin/python}
+export PYTHONUNBUFFERED=1
 $PY exercise1/data_preparation.py --text "$TEXT" --name text
 for arch in lstm tcn transformer; do
   rm -rf "checkpoints/$arch"
   $PY exercise1/$arch/train.py --dataset text --max_minutes "$MINUTES" --threads 2 2>&1 \
-    | tr '\r' '\n' | grep -v '^train ' 
+    | stdbuf -oL tr "\r" "\n" | grep --line-buffered -v "^train " 
 done

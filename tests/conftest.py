@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +32,7 @@ TINY_SETTINGS = {
 def run_script(*args, cwd=None, check=True):
     """Run a repository script with this Python; returns the CompletedProcess (text mode)."""
     proc = subprocess.run([sys.executable, *map(str, args)], cwd=cwd or REPO, capture_output=True, text=True,
-                          env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}, timeout=300)
+                          env={"OMP_NUM_THREADS": "1", "PATH": os.path.dirname(sys.executable) + ":/usr/bin:/bin"}, timeout=300)
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc

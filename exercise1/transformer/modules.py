@@ -110,6 +110,19 @@ class CharTransformer(nn.Module):
         self.blocks = nn.ModuleList(Block(d_model, n_heads, linear_layer_size, dropout) for _ in range(num_layers))
         self.ln_f = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, d_one_hot)
+        self.apply(self._init_weights)
+        for block in self.blocks:  # GPT-2: residual branches start small, so deep stacks begin near identity
+            for proj in (block.attn.proj, block.mlp[2]):
+                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * num_layers))
+
+    @staticmethod
+    def _init_weights(module):
+        # GPT-2 initialisation. PyTorch's default N(0, 1) embedding would drown the 0.02-scale learned
+        # positions, and the model then sits on a plateau, blind to order, for minutes.
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
 
     @classmethod
     def from_config(cls, m: dict, d_one_hot: int) -> "CharTransformer":
