@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo bench clean-outputs
+.PHONY: venv test demo bench report report-results clean-outputs
 
 venv: $(STAMP)
 $(STAMP): requirements.txt
@@ -32,6 +32,24 @@ TEXT ?= data/text.txt
 DSET ?= data
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py --text $(TEXT) --dset_dir $(DSET)
+
+# The report: analyses of the shipped checkpoints into report/results/ (needs the data), then the PDF.
+RESULTS := report/results
+report-results: $(STAMP)
+	mkdir -p $(RESULTS)/text
+	$(BIN)/python exercise1/data_preparation.py --text $(TEXT) --name text
+	cp data/text/split.json $(RESULTS)/text/split.json
+	for arch in lstm tcn transformer; do \
+	  $(BIN)/python exercise1/$$arch/test.py --dataset text --json --seed 1 | tail -n 1 > $(RESULTS)/text/$$arch.json || exit 1; \
+	done
+	for beta in 0 4 20; do \
+	  for task in random_generation latent_analysis rotate; do \
+	    $(BIN)/python exercise2/main.py --task $$task --ckpt_name vae_beta_$$beta --dset_dir $(DSET) --output_dir $(RESULTS) || exit 1; \
+	  done; \
+	done
+
+report: $(STAMP)
+	$(BIN)/python report/build_report.py
 
 clean-outputs:
 	rm -rf outputs

@@ -191,7 +191,7 @@ class Solver:
             out_dir.mkdir(parents=True, exist_ok=True)
         fixed = val[:8]
         model.train()
-        bar = tqdm(total=max_iter, initial=self.iteration, desc=f"train {args.ckpt_name}", unit="it",
+        bar = tqdm(total=None if max_seconds else max_iter, initial=self.iteration, desc=f"train {args.ckpt_name}", unit="it",
                    disable=not self.is_main, dynamic_ncols=True)
         run_recon = run_kl = 0.0
         run_n = 0

@@ -108,7 +108,9 @@ def test_main(arch: str | None, argv=None) -> None:
         model.to(device)
         testing = config.get("testing", {})
         length = args.length if args.length is not None else testing.get("closed_loop_steps", 100)
-        result = {"name": args.name, "arch": ckpt["arch"]}
+        from utils.text_models import count_parameters
+        result = {"name": args.name, "arch": ckpt["arch"], "parameters": count_parameters(model),
+                  "context": model.context_description()}
 
         data = None
         ds = config.get("dataset", {})

@@ -254,7 +254,8 @@ def train(arch: str, config: dict, ckpt_dir: str = "checkpoints", resume: bool =
 
     model.train()
     done = state["step"] >= total_steps or (max_seconds is not None and state["elapsed"] >= max_seconds)
-    bar = tqdm(total=total_steps, initial=state["step"], desc=f"train {name}", unit="step",
+    # With a time budget the step total is unknown: show steps and rate without a misleading ETA.
+    bar = tqdm(total=None if max_seconds else total_steps, initial=state["step"], desc=f"train {name}", unit="step",
                disable=not dist_info.is_main, dynamic_ncols=True)
     running, n_running = 0.0, 0
     try:
