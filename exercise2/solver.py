@@ -29,6 +29,7 @@ from utils.paths import repo_path
 
 ARCH_KEYS = ("z_dim", "channels", "batchnorm", "image_size")
 ACTIVE_VARIANCE = 0.01  # a unit is active if its posterior mean varies across faces (Burda et al. 2016)
+INFORMATIVE_KL = 0.1    # nats: with 128 units many pass the variance test while carrying ~0.01 nats each
 
 
 def psnr(mse: float) -> float:
@@ -168,6 +169,7 @@ class Solver:
         active = (mu.var(0) > ACTIVE_VARIANCE) if len(mu) > 1 else torch.zeros(mu.shape[1], dtype=torch.bool)
         return {"recon_per_image": sq.sum((1, 2, 3)).mean().item(), "mse": mse, "psnr_db": psnr(mse),
                 "kl": kl_units.sum().item(), "kl_per_unit": kl_units.tolist(), "active_units": int(active.sum()),
+                "informative_units": int((kl_units > INFORMATIVE_KL).sum()),
                 "images": len(images)}
 
     # ------------------------------------------------------------------ train
@@ -260,7 +262,8 @@ class Solver:
         self.summary = {
             "held_out_images": ev["images"], "held_out_recon_per_image": ev["recon_per_image"],
             "held_out_mse": ev["mse"], "held_out_psnr_db": ev["psnr_db"], "held_out_kl": ev["kl"],
-            "kl_per_unit": ev["kl_per_unit"], "active_units": ev["active_units"], "iterations": self.iteration,
+            "kl_per_unit": ev["kl_per_unit"], "active_units": ev["active_units"],
+            "informative_units": ev["informative_units"], "iterations": self.iteration,
             "train_minutes": self.train_seconds / 60,
             "images_per_second": images_seen / session_seconds if session_seconds else None,
             "rotation": self.latent_stats.get("rotation"),
@@ -409,7 +412,8 @@ class Solver:
         st = self._stats()
         kl_units = st["kl_per_unit"]
         order = torch.argsort(kl_units, descending=True)
-        active = [int(i) for i in order if st["mu_std"][i] ** 2 > ACTIVE_VARIANCE]
+        # Units that carry information: over 0.1 nats on average and varying across faces.
+        active = [int(i) for i in order if kl_units[i] > INFORMATIVE_KL and st["mu_std"][i] ** 2 > ACTIVE_VARIANCE]
         if not active:
             active = [int(i) for i in order[:4]]
             print("note: no latent unit is active (the codes hardly vary across faces: posterior collapse; train longer "
@@ -441,7 +445,7 @@ class Solver:
                    "layout": "traversal_face*.png: one row per unit (most KL first), columns: code -3..+3 std of that "
                              "unit across faces; effect_maps.png: where each shown unit changes the image"}
         write_json(summary, out / "summary.json")
-        print(f"latent units of {args.ckpt_name}, by KL (active: {len(active)}/{self.arch['z_dim']}; grids show the first "
+        print(f"latent units of {args.ckpt_name}, by KL (informative, > {INFORMATIVE_KL} nats: {len(active)}/{self.arch['z_dim']}; grids show the first "
               f"{len(shown)}); traversals of {source}:")
         print(f"{'unit':>4} {'KL':>6} {'change':>7} {'top':>5} {'centre':>6} {'sides':>5} {'bottom':>6} {'L/R':>5} {'bright':>7} {'warm':>6}  effect")
         for row in table[: max(args.max_units, 20)]:
