@@ -20,11 +20,6 @@ class CharLSTM(nn.Module):
                             dropout=dropout if num_lstm_layers > 1 else 0.0)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(d_lstm, d_one_hot)
-        # Forget-gate bias 1 (Jozefowicz et al. 2015): the cell keeps its memory from the start.
-        for name, bias in self.lstm.named_parameters():
-            if name.startswith("bias_ih"):
-                with torch.no_grad():
-                    bias[d_lstm:2 * d_lstm].fill_(1.0)
 
     @classmethod
     def from_config(cls, model_cfg: dict, d_one_hot: int) -> "CharLSTM":
