@@ -40,11 +40,12 @@ report-results: $(STAMP)
 	$(BIN)/python exercise1/data_preparation.py --text $(TEXT) --name text
 	cp data/text/split.json $(RESULTS)/text/split.json
 	for arch in lstm tcn transformer; do \
-	  $(BIN)/python exercise1/$$arch/test.py --dataset text --json --seed 1 | tail -n 1 > $(RESULTS)/text/$$arch.json || exit 1; \
+	  $(BIN)/python exercise1/$$arch/test.py --dataset text --json --seed 1 --length 500 | tail -n 1 > $(RESULTS)/text/$$arch.json || exit 1; \
 	done
 	for beta in 0 4 20; do \
 	  for task in random_generation latent_analysis rotate; do \
-	    $(BIN)/python exercise2/main.py --task $$task --ckpt_name vae_beta_$$beta --dset_dir $(DSET) --output_dir $(RESULTS) || exit 1; \
+	    $(BIN)/python exercise2/main.py --task $$task --ckpt_name vae_beta_$$beta --dset_dir $(DSET) --output_dir $(RESULTS) \
+	      --num_faces 2 --num_samples 36 || exit 1; \
 	  done; \
 	done
 

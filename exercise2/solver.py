@@ -388,13 +388,13 @@ class Solver:
             "units_with_code_std_within_0.5_to_2": int(((mu_std > 0.5) & (mu_std < 2)).sum()),
             "files": ["samples_from_prior.png", "samples_from_fitted_code_distribution.png"],
         }
+        wide, narrow = int((mu_std > 2).sum()), int((mu_std < 0.5).sum())
+        summary.update(units_wider_than_prior=wide, units_narrower_than_prior=narrow)
         write_json(summary, out / "summary.json")
         print(f"decoded {args.num_samples} samples z ~ N(0, I) -> {out / 'samples_from_prior.png'}")
         print(f"where real faces' codes lie: per-unit std of the posterior means {mu_std.min():.2f} .. {mu_std.median():.2f} "
               f"(median) .. {mu_std.max():.2f} (the prior has 1); {summary['units_with_code_std_within_0.5_to_2']}/{z_dim} "
               f"units within 0.5..2; mean KL to the prior {summary['mean_posterior_kl_nats']:.1f} nats per face.")
-        wide, narrow = int((mu_std > 2).sum()), int((mu_std < 0.5).sum())
-        summary.update(units_wider_than_prior=wide, units_narrower_than_prior=narrow)
         if wide:
             print(f"  -> {wide} units spread wider than the prior (typical for beta = 0, which never pulls codes towards "
                   "N(0, I)): prior samples miss where faces are encoded and decode to blends or non-faces. Compare "

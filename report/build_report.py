@@ -95,7 +95,7 @@ class Report:
     def axes(self, height: float, ncols: int = 1):
         if self.y - height < 0.05:
             self.new_page()
-        axs = [self.fig.add_axes([0.08 + i * 0.86 / ncols, self.y - height, 0.84 / ncols - 0.04, height - 0.03])
+        axs = [self.fig.add_axes([0.1 + i * 0.86 / ncols, self.y - height + 0.045, 0.84 / ncols - 0.07, height - 0.07])
                for i in range(ncols)]
         self.y -= height + 0.01
         return axs
@@ -152,12 +152,14 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
         rows = []
         for a in ARCHS:
             m, ev, cfg = text[a]["best"], text[a]["eval"], text[a]["config"]
-            rows.append([a.upper() if a != "transformer" else "Transformer", f"{m['parameters']:,}", ev["context"],
+            context = {"lstm": "recurrent state", "tcn": ev["context"].split()[-2] + " chars (RF)",
+                       "transformer": ev["context"].split()[2] + " chars"}[a]
+            rows.append([a.upper() if a != "transformer" else "Transformer", f"{m['parameters']:,}", context,
                          f"{cfg['training']['learning_rate']:g}", f"{m['minutes']:.1f}", f"{m['epoch']:.1f}",
                          f"{ev['loss_nats']:.3f}", f"{ev['bpc']:.3f}", f"{ev['accuracy']:.3f}",
                          f"{ev['chars_per_second']:,.0f}"])
         r.table(["model", "parameters", "context", "peak lr", "train min", "epochs", "nats", "bpc", "accuracy",
-                 "gen. chars/s"], rows, col_widths=[0.1, 0.1, 0.2, 0.07, 0.08, 0.07, 0.07, 0.07, 0.08, 0.1])
+                 "gen. chars/s"], rows, col_widths=[0.11, 0.1, 0.16, 0.08, 0.08, 0.07, 0.07, 0.07, 0.09, 0.11])
         ax1, ax2 = r.axes(0.27, ncols=2)
         for a in ARCHS:
             log = text[a]["log"]
@@ -182,7 +184,7 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
             for i in picks:
                 e = log[i]
                 r.text(f"epoch {e['epoch']:.1f} ({e['minutes']:.1f} min, held-out {e['val_bpc']:.2f} bpc): "
-                       f"{e['sample'][:180]!r}", size=7.5, width=130, gap=0.004, family="monospace")
+                       f"{e['sample'][:150]!r}", size=7, width=108, gap=0.004, family="monospace")
         r.text("""Interpretation. The first epoch's samples are mostly frequent letters and spaces with roughly the right word lengths: the unigram and bigram statistics are the cheapest loss reduction. Next come frequent short words ("and", "the", "of") and the text's archaic function words ("thou", "thee"), then punctuation after clauses and longer words; late in training the samples keep the style (clause chains joined by "and", semicolons) and mostly spell real words, but lose the thread after a few words: a model that predicts one character at a time from a few hundred characters of context has learned local syntax and vocabulary, not meaning. The Transformer starts slower (attention must first learn to use positions) and then improves fastest; the LSTM's single recurrent state makes long-range structure costly to learn within a short budget; the TCN sees a fixed window of its receptive field.""")
         # ---------------------------------------------------------------- exercise 2
         r.new_page("3  Exercise 2: beta-VAEs on 64x64 faces")
@@ -195,8 +197,8 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
                          f"{s['held_out_kl']:.1f}", f"{informative[b]} / {s['active_units']}", f"{s['iterations']:,}",
                          f"{s['train_minutes']:.1f}",
                          f"{100 * s['rotation']['mirror_gap_closed']:.0f}%" if s.get("rotation") else "-"])
-        r.table(["beta", "held-out PSNR (dB)", "recon / image", "KL (nats)", "units: KL>0.1 / var>0.01", "iterations",
-                 "train min", "rotation: mirror gap closed"], rows)
+        r.table(["beta", "PSNR (dB)", "recon/img", "KL (nats)", "units KL>0.1 / var>0.01", "iterations",
+                 "minutes", "mirror gap closed"], rows, col_widths=[0.06, 0.1, 0.1, 0.1, 0.2, 0.1, 0.1, 0.16])
         s0, s4, s20 = (vae[b]["summary"] for b in BETAS)
         r.text(f"""Results. Raising beta trades reconstruction for a code closer to the prior: PSNR falls from {s0['held_out_psnr_db']:.1f} dB (beta 0) to {s4['held_out_psnr_db']:.1f} dB (beta 4) and {s20['held_out_psnr_db']:.1f} dB (beta 20), while the KL per face falls from {s0['held_out_kl']:.0f} to {s4['held_out_kl']:.0f} and {s20['held_out_kl']:.0f} nats and the number of informative units (mean KL above 0.1 nats) from {informative[0]} to {informative[4]} and {informative[20]} of 128. (The usual activity test, variance of the posterior mean across faces above 0.01, counts {s0['active_units']}, {s4['active_units']} and {s20['active_units']}: with 128 units many pass it while carrying a hundredth of a nat.) The KL term charges every unit for the information it carries, so at large beta the model keeps only the few units that explain the most pixels (coarse pose, lighting, hair and background colour) and switches the others off.""")
         for b in BETAS:
@@ -213,19 +215,26 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
         r.new_page("3.1  Latent analysis")
         r.text("""Protocol. Units are ranked by their mean KL on held-out faces. For each of the 10 highest, its code is moved from -3 to +3 standard deviations (of that unit across faces) around a held-out face's code with all other units fixed. The effect is measured on 16 faces from the difference D between the decodes at +2 and -2 standard deviations: the share of the change in four regions (top/hair, face centre, sides/background, bottom), the left-right antisymmetry of D (near 1 when D = -mirror(D), i.e. pose or light from one side), and the shifts of brightness and of warmth (red minus blue).""")
         for b in (4, 20):
+            if r.y < 0.42:
+                r.new_page()
             r.subheading(f"beta = {b}: traversals of the first held-out face (rows: units by KL; columns: -3 .. +3)")
-            r.image(results / f"vae_beta_{b}" / "latent_analysis" / "traversal_face1.png", 0.30, None, ncols=2, col=0)
+            top = r.y
+            r.image(results / f"vae_beta_{b}" / "latent_analysis" / "traversal_face1.png", 0.32, None, ncols=2, col=0)
             rows = [[str(e["unit"]), f"{e['kl']:.2f}", f"{e['left_right_antisymmetry']:.2f}", f"{e['brightness_shift']:+.3f}",
                      f"{e['warmth_shift']:+.3f}", e["description"][:38]] for e in vae[b]["latent"]["effects"][:10]]
-            ax = r.fig.add_axes([0.52, r.y + 0.005, 0.44, 0.28])
+            r.y = top - 0.33
+            ax = r.fig.add_axes([0.5, top - 0.30, 0.46, 0.28])
             ax.axis("off")
             t = ax.table(cellText=rows, colLabels=["unit", "KL", "L/R", "bright", "warm", "effect"], loc="upper left",
                          cellLoc="left", colWidths=[0.08, 0.1, 0.09, 0.12, 0.11, 0.5])
             t.auto_set_font_size(False)
             t.set_fontsize(6.5)
-        e0 = vae[0]["latent"]["effects"]
-        anti = {b: sum(e["left_right_antisymmetry"] > 0.6 for e in vae[b]["latent"]["effects"]) for b in BETAS}
-        r.text(f"""Discussion. With beta = 0 all {len(e0)} units are active and each one changes many things at once (its traversal mixes pose, colour and identity); no unit is singled out by the loss. With beta = 4 and 20 fewer units stay active and the leading ones change one measurable property: units measured as left-right antisymmetric (pose or side lighting): beta 0: {anti[0]}, beta 4: {anti[4]}, beta 20: {anti[20]}. Units below the activity threshold are dead: moving them changes nothing in the decoded image.""")
+        lead = {b: vae[b]["latent"]["effects"][:10] for b in BETAS}
+        conc = {b: sum(max(e["region_share"].values()) for e in lead[b]) / len(lead[b]) for b in BETAS}
+        change = {b: sum(e["mean_abs_change"] for e in lead[b]) / len(lead[b]) for b in BETAS}
+        anti = {b: sum(e["left_right_antisymmetry"] > 0.6 for e in lead[b]) for b in BETAS}
+        n_inf = {b: len(vae[b]["latent"]["active_units"]) for b in BETAS}
+        r.text(f"""Discussion. Informative units (KL > 0.1 nats): beta 0: {n_inf[0]}, beta 4: {n_inf[4]}, beta 20: {n_inf[20]} of 128; the rest are dead: moving them changes nothing in the decoded image. For the 10 leading units, a move of +-2 standard deviations changes the image by {change[0]:.3f} (beta 0), {change[4]:.3f} (beta 4) and {change[20]:.3f} (beta 20) on average per pixel: without the KL term the information is spread thinly over all 128 units, each with a small effect, while with beta > 0 a few units carry large, visible factors. The share of the change that falls into the unit's main region averages {conc[0]:.2f}, {conc[4]:.2f} and {conc[20]:.2f} (0.25 would be spread evenly over the four regions); leading units measured as left-right antisymmetric (pose or side lighting): {anti[0]}, {anti[4]} and {anti[20]}. The traversals show the same: background brightness, hair, skin tone and a turn of the head are separate rows for beta = 4 and 20.""")
         r.new_page("3.2  Rotation")
         r.text("""Protocol. A face and its mirror image differ, to first order, by the sign of the yaw angle. The codes of held-out faces and of their horizontal flips therefore differ along a yaw direction: we take the first principal direction of these differences on one half of the held-out faces. To turn a face, only its coordinate along that axis is changed. Measure, on the other half: set the coordinate to its negative (the mirrored pose) and compare the decode with the reconstruction of the mirrored photo; the baseline is the unturned reconstruction. "Mirror gap closed" = 1 - error(turned) / error(unturned).""")
         rows = []
