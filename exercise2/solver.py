@@ -363,11 +363,15 @@ class Solver:
         return self.decode(codes.repeat(reps, 1)[:n]), "faces decoded by the model from stored codes (no data found)"
 
     # ------------------------------------------------------------------ tasks
+    def _task_dir(self, task: str) -> Path:
+        out = self.output_root / task
+        out.mkdir(parents=True, exist_ok=True)
+        return out
+
     @torch.no_grad()
     def generate_from_latent(self) -> dict:
         args = self.args
-        out = self.output_root / "random_generation"
-        out.mkdir(parents=True, exist_ok=True)
+        out = self._task_dir("random_generation")
         gen = torch.Generator().manual_seed(args.seed)
         z_dim = self.arch["z_dim"]
         z = torch.randn(args.num_samples, z_dim, generator=gen)
@@ -407,8 +411,7 @@ class Solver:
     @torch.no_grad()
     def latent_analysis(self) -> dict:
         args = self.args
-        out = self.output_root / "latent_analysis"
-        out.mkdir(parents=True, exist_ok=True)
+        out = self._task_dir("latent_analysis")
         st = self._stats()
         kl_units = st["kl_per_unit"]
         order = torch.argsort(kl_units, descending=True)
@@ -498,8 +501,7 @@ class Solver:
     @torch.no_grad()
     def rotate(self) -> dict:
         args = self.args
-        out = self.output_root / "rotate"
-        out.mkdir(parents=True, exist_ok=True)
+        out = self._task_dir("rotate")
         st = self._stats()
         axis = st["yaw_axis"]
         if args.image:
