@@ -72,7 +72,7 @@ def load_face_folder(folder: str | Path, size: int = 64, cache_dir: str | Path |
     if cache is not None:
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(cache.name + ".tmp.npy")
+            tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp.npy")  # one per process: ranks may race
             np.save(tmp, array)
             os.replace(tmp, cache)
         except OSError:

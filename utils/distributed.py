@@ -62,6 +62,12 @@ def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
     return bool(t.item() > 0)
 
 
+def barrier(info: DistInfo) -> None:
+    """Wait until every rank gets here (e.g. while rank 0 prepares data the others will read)."""
+    if info.enabled:
+        dist.barrier()
+
+
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from utils.checkpoint import atomic_save, load_checkpoint, load_state_dict_float32, write_json
 from utils.device import DEVICE_CHOICES, autocast, resolve_device
-from utils.distributed import any_rank, cleanup, init_distributed, shard
+from utils.distributed import any_rank, barrier, cleanup, init_distributed, shard
 from utils.errors import UserError, cli
 from utils.helper_functions import decode
 from utils.paths import repo_path
@@ -309,8 +309,13 @@ def train_main(arch: str, argv=None) -> None:
         config = apply_overrides(read_config(repo_path(args.config)), args)
         if args.text:  # prepare on the fly; the data set is named after the text unless --dataset says otherwise
             from exercise1.data_preparation import txt_to_numpy
-            folder = txt_to_numpy(args.text, config["dataset"].get("data_dir", "data"), args.dataset)
-            config["dataset"]["name"] = folder.name
+            # Under torchrun only rank 0 writes the files (ranks writing one folder at once delete each
+            # other's samples); the others wait for it.
+            info, _ = init_distributed(resolve_device(config["general"].get("device", "auto")))
+            if info.is_main:
+                txt_to_numpy(args.text, config["dataset"].get("data_dir", "data"), args.dataset)
+            barrier(info)
+            config["dataset"]["name"] = args.dataset or repo_path(args.text).stem
         final = train(arch, config, ckpt_dir=args.ckpt_dir, resume=args.resume, seed=args.seed)
         if final.get("val_bpc") is not None:
             print(f"done: best held-out {final['best_val_bpc']:.3f} bpc; checkpoint {final['checkpoint']}")
