@@ -6,7 +6,7 @@ import torch
 
 from conftest import REPO, TINY_SETTINGS, run_script
 from test_vae import face_dir  # noqa: F401  (fixture)
-from utils.device import autocast, resolve_device
+from utils.device import autocast, bf16_native, resolve_device, use_bf16
 from utils.errors import UserError
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -22,8 +22,31 @@ def test_device_choice_and_fallback():
             assert resolve_device("GPU").type == "cpu"
     with pytest.raises(UserError, match="unknown device"):
         resolve_device("tpu")
-    with autocast(torch.device("cpu"), enabled=True):  # bf16 autocast is CUDA-only: a no-op on the CPU
+    cpu = torch.device("cpu")
+    with autocast(cpu, enabled=False):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+    with autocast(cpu, enabled=True):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+
+
+def test_bf16_setting(monkeypatch):
+    cpu = torch.device("cpu")
+    assert not use_bf16(cpu, False) and not use_bf16(cpu, "off")
+    assert use_bf16(cpu, "auto") == bf16_native(cpu)
+    monkeypatch.setattr("utils.device.bf16_native", lambda device: False)
+    assert not use_bf16(cpu, "auto")  # auto never picks emulated bf16
+    with pytest.warns(UserWarning, match="no native bf16"):
+        assert use_bf16(cpu, True)  # asked for explicitly: on, with a warning
+
+
+@pytest.mark.parametrize("flag, expected", [("--bf16", "bf16 autocast"), ("--fp32", "(fp32)")])
+def test_text_training_precision_flags(flag, expected, tiny_text, tmp_path):
+    out = run_script(REPO / "exercise1/tcn/train.py", "--text", tiny_text, "--data_dir", tmp_path / "data", "--epochs", 1,
+                     "--batch_size", 4, "--seq_len", 16, "--ckpt_dir", tmp_path / "ck", flag, "--threads", 1,
+                     "--set", *TINY_SETTINGS["tcn"])
+    assert expected in out.stdout + out.stderr
+    if flag == "--bf16" and not bf16_native(torch.device("cpu")):
+        assert "no native bf16" in out.stderr
 
 
 @cuda

@@ -38,6 +38,34 @@ def test_causal_no_output_sees_the_future(name):
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
+def test_causal_under_cpu_bf16_autocast(name):
+    """Training on CPUs with native bf16 takes other kernels (the Transformer: explicit attention)."""
+    model = make(name)
+    x = torch.randint(0, V, (3, 30))
+    x2 = x.clone()
+    x2[:, 17:] = (x2[:, 17:] + 1) % V
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        a, _ = model(x)
+        b, _ = model(x2)
+    assert torch.equal(a[:, :17], b[:, :17])
+    with torch.no_grad():
+        exact, _ = model(x)
+    assert (a.float() - exact).abs().max() < 0.1, "bf16 logits far from the fp32 ones"
+
+
+def test_explicit_bf16_attention_matches_the_fused_kernel():
+    from exercise1.transformer.modules import attention
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 2, 4, 9, 8).unbind(0)
+    partial = torch.ones(3, 9, dtype=torch.bool).tril(diagonal=6)  # 3 new queries after 6 cached keys
+    for qq, mask in ((q, None), (q[:, :, -1:], False), (q[:, :, -3:], partial)):
+        ref = attention(qq, k, v, mask, 0.0)  # fp32: PyTorch's fused kernel
+        got = attention(qq.bfloat16(), k.bfloat16(), v.bfloat16(), mask, 0.0)  # the explicit CPU bf16 path
+        assert got.dtype == torch.bfloat16
+        assert (got.float() - ref).abs().max() < 0.05
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
 def test_incremental_equals_full_forward(name):
     model = make(name)
     x = torch.randint(0, V, (2, 35))

@@ -38,8 +38,34 @@ def resolve_device(name: str | None = "auto") -> torch.device:
     return dev
 
 
+def bf16_native(device: torch.device) -> bool:
+    """Does this device compute bf16 matrix products in hardware? (CUDA: Ampere and newer;
+    CPU: Intel AMX or AVX512-BF16. Elsewhere bf16 is emulated and slower than fp32.)"""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    return False
+
+
+def use_bf16(device: torch.device, setting) -> bool:
+    """Config value true / false / "auto" -> whether to train under bf16 autocast.
+
+    "auto" turns it on only where the hardware has native bf16; an explicit true on hardware
+    without it still works (emulated) but warns, because it is then slower than fp32."""
+    if setting in (None, False, "off", "false", "fp32"):
+        return False
+    native = bf16_native(device)
+    if setting == "auto":
+        return native
+    if not native:
+        warnings.warn(f"bf16 was asked for but {device.type} has no native bf16: this is slower than fp32",
+                      stacklevel=2)
+    return True
+
+
 def autocast(device: torch.device, enabled: bool):
-    """bf16 autocast on CUDA when enabled; a no-op elsewhere (CPU training stays in fp32)."""
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    """bf16 autocast (weights, optimiser and loss stay fp32) when enabled, else a no-op."""
+    if enabled and device.type in ("cuda", "cpu"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()

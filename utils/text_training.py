@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from utils.checkpoint import atomic_save, load_checkpoint, load_state_dict_float32, write_json
-from utils.device import DEVICE_CHOICES, autocast, resolve_device
+from utils.device import DEVICE_CHOICES, autocast, resolve_device, use_bf16
 from utils.distributed import any_rank, barrier, cleanup, init_distributed, shard
 from utils.errors import UserError, cli
 from utils.helper_functions import decode
@@ -35,7 +35,7 @@ LN2 = math.log(2.0)
 TRAINING_DEFAULTS = {
     "save_model": True, "epochs": 2000, "max_minutes": None, "learning_rate": 2e-3, "batch_size": 64,
     "seq_len": 128, "grad_clip": 1.0, "weight_decay": 0.01, "warmup_steps": 50, "min_lr_ratio": 0.1,
-    "sample_length": 200, "bf16": False,
+    "sample_length": 200, "bf16": "auto",
 }
 
 
@@ -108,7 +108,11 @@ def build_arg_parser(arch: str) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from <ckpt_dir>/<name>/last.pt")
     p.add_argument("--seed", type=int, default=0, help="random seed (initialisation and batches)")
     p.add_argument("--device", default=None, choices=DEVICE_CHOICES, help="default: config general.device or auto")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast on CUDA (ignored on the CPU)")
+    prec = p.add_mutually_exclusive_group()
+    prec.add_argument("--bf16", action="store_true",
+                      help="train under bf16 autocast (default: config training.bf16, 'auto' = where the hardware "
+                           "has native bf16: CUDA Ampere+, CPUs with AMX or AVX512-BF16)")
+    prec.add_argument("--fp32", action="store_true", help="train in plain fp32")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
                    help="override config entries, e.g. model.d_lstm=256 (values are JSON)")
@@ -133,8 +137,8 @@ def apply_overrides(config: dict, args) -> dict:
                       ("batch_size", "batch_size"), ("seq_len", "seq_len")):
         if getattr(args, flag) is not None:
             t[key] = getattr(args, flag)
-    if args.bf16:
-        t["bf16"] = True
+    if args.bf16 or args.fp32:
+        t["bf16"] = bool(args.bf16)
     if args.name:
         config["model"]["name"] = args.name
     if args.dataset:
@@ -203,9 +207,11 @@ def train(arch: str, config: dict, ckpt_dir: str = "checkpoints", resume: bool =
     prompt_line = data.val_lines[0] if data.val_lines else data.train[:40]
     prompt = torch.from_numpy(prompt_line[: config.get("testing", {}).get("teacher_forcing_steps", 30)].copy())
     n_params = count_parameters(model)
+    bf16 = use_bf16(device, cfg.get("bf16", "auto"))
     log(f"{arch}: {n_params:,} parameters, {model.context_description()}; "
         f"{len(train_stream):,} training / {len(val_stream):,} held-out characters, alphabet {len(alphabet)}; "
         f"{steps_per_epoch} steps per epoch of {cfg['batch_size']}x{cfg['seq_len']}; device {device}"
+        f" ({'bf16 autocast' if bf16 else 'fp32'})"
         + (f", {dist_info.world_size} processes" if dist_info.enabled else ""))
     if dist_info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -268,7 +274,7 @@ def train(arch: str, config: dict, ckpt_dir: str = "checkpoints", resume: bool =
                 group["lr"] = lr_at(progress, state["step"], cfg)
             x, y = random_windows(train_stream, cfg["batch_size"], cfg["seq_len"], gen)
             x, y = shard(x, dist_info).to(device), shard(y, dist_info).to(device)
-            with autocast(device, cfg.get("bf16", False)):
+            with autocast(device, bf16):
                 logits = ddp_model(x)[0]
             loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
             opt.zero_grad(set_to_none=True)

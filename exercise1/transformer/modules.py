@@ -15,6 +15,9 @@ from torch import nn
 POSITIONAL_ENCODINGS = ("none", "learned", "sinusoidal")
 
 
+EMBED_STD = 0.02  # GPT-2's initial scale of embeddings and weights
+
+
 def sinusoidal_table(n: int, d: int) -> torch.Tensor:
     pos = torch.arange(n, dtype=torch.float32)[:, None]
     freq = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
@@ -41,6 +44,24 @@ class KVCache:
         return self.k[:, :, :end], self.v[:, :, :end]  # [B, H, T_past + T, Dh]
 
 
+def attention(q, k, v, mask, dropout: float) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d)) v; mask None = causal, False = none, else a bool [T, S] (True = may attend).
+
+    PyTorch's fused CPU kernel is slow in bf16 (its backward took 44% of a training step here), so
+    bf16 on the CPU takes the explicit form, whose matrix products run on AMX: 1.75x faster steps."""
+    if not (q.device.type == "cpu" and q.dtype == torch.bfloat16):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is False else mask,
+                                              is_causal=mask is None, dropout_p=dropout)
+    T, S = q.shape[-2], k.shape[-2]
+    scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+    if mask is None:
+        mask = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(diagonal=S - T)
+    if mask is not False:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = F.dropout(torch.softmax(scores.float(), dim=-1), dropout).to(v.dtype)
+    return weights @ v
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, d_model: int, n_heads: int, dropout: float):
         super().__init__()
@@ -56,14 +77,13 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             k, v = cache.append(k, v)  # [B, H, T_past + T, Dh]
         past = k.shape[2] - T
-        drop = self.dropout if self.training else 0.0
         if past == 0:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=drop)
+            mask = None  # plain causal
         elif T == 1:  # one new query may look at everything before it
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
+            mask = False
         else:  # T new queries after `past` cached keys: query i sees keys 0 .. past + i
             mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
+        y = attention(q, k, v, mask, self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).reshape(B, T, D)  # [B, T, D]
         return self.proj(y), cache
 
@@ -101,9 +121,13 @@ class CharTransformer(nn.Module):
         # An embedding is the linear map of a one-hot vector, computed as a table look-up.
         self.embed = nn.Embedding(d_one_hot, d_model)
         if positional_encoding == "learned":
-            self.pos = nn.Parameter(torch.randn(context_length, d_model) * 0.02)
+            self.pos = nn.Parameter(torch.randn(context_length, d_model) * EMBED_STD)
         elif positional_encoding == "sinusoidal":
-            self.register_buffer("pos", sinusoidal_table(context_length, d_model), persistent=False)
+            # Scaled to the embeddings' initial size (RMS 0.02, like the learned positions). The bare
+            # table (entries +-1) is 35x larger than the 0.02-scale character embeddings and drowns
+            # them: 3.07 bpc after 2 minutes here, worse than no positions at all (2.59).
+            table = sinusoidal_table(context_length, d_model) * (EMBED_STD * math.sqrt(2))
+            self.register_buffer("pos", table, persistent=False)
         else:
             self.pos = None
         self.drop = nn.Dropout(dropout)
@@ -113,14 +137,14 @@ class CharTransformer(nn.Module):
         self.apply(self._init_weights)
         for block in self.blocks:  # GPT-2: residual branches start small, so deep stacks begin near identity
             for proj in (block.attn.proj, block.mlp[2]):
-                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * num_layers))
+                nn.init.normal_(proj.weight, std=EMBED_STD / math.sqrt(2 * num_layers))
 
     @staticmethod
     def _init_weights(module):
         # GPT-2 initialisation. PyTorch's default N(0, 1) embedding would drown the 0.02-scale learned
         # positions, and the model then sits on a plateau, blind to order, for minutes.
         if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
+            nn.init.normal_(module.weight, std=EMBED_STD)
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 

@@ -1,0 +1,150 @@
+"""Exercise 1 experiments under one fixed training-time budget per run (the report's sweep).
+
+  sizes x learning rates   3 x 3 runs per architecture         -> <out>/sweep_<arch>.json
+  positional encoding      Transformer none / learned / sinusoidal -> <out>/positional_encoding.json
+
+Every run is an ordinary `exercise1/<arch>/train.py` call (same split, same code as the shipped
+models) with `--max_minutes` of pure training time (evaluations are not counted) and its own
+checkpoint folder under --ckpt_dir. A run that has already used its budget is not repeated, so
+the sweep can be stopped and started again; a half-finished one resumes from its last state.
+Heat maps: <out>/sweep_<arch>.png.
+
+  python scripts/sweep_text.py --minutes 2                # everything (~70 min on 2 CPU cores)
+  python scripts/sweep_text.py --archs tcn --minutes 1    # one architecture
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tqdm import tqdm  # noqa: E402
+
+from utils.checkpoint import write_json  # noqa: E402
+from utils.errors import UserError, cli  # noqa: E402
+
+# Sizes are named S / M / L; everything not named here comes from the architecture's config.json.
+SIZES = {
+    "lstm": {"S": {"model.d_lstm": 256}, "M": {"model.d_lstm": 512}, "L": {"model.d_lstm": 1024}},
+    "tcn": {s: {"model.channels": [c] * 6} for s, c in (("S", 128), ("M", 256), ("L", 384))},
+    "transformer": {s: {"model.d_model": d, "model.linear_layer_size": 4 * d} for s, d in (("S", 128), ("M", 192), ("L", 256))},
+}
+LEARNING_RATES = {"lstm": [1e-3, 3e-3, 6e-3], "tcn": [1e-3, 2e-3, 4e-3], "transformer": [1e-3, 2e-3, 4e-3]}
+# Positional encodings are compared on the Transformer's middle cell of the grid.
+PE_SIZE, PE_LR = "M", 2e-3
+PE_KINDS = ["none", "learned", "sinusoidal"]
+
+
+def run_name(arch: str, size: str, lr: float, pe: str | None = None) -> str:
+    return f"{arch}_{size}_lr{lr:g}" + ("" if pe in (None, "learned") else f"_pe-{pe}")
+
+
+def read_history(folder: Path) -> list[dict]:
+    path = folder / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def run_one(arch: str, name: str, overrides: dict, lr: float, args, log_dir: Path) -> dict:
+    """Train one configuration (unless it already used its budget) and summarise it."""
+    folder = Path(args.ckpt_dir) / name
+    history = read_history(folder)
+    if not history or history[-1]["minutes"] < args.minutes * 0.999:
+        cmd = [sys.executable, str(ROOT / "exercise1" / arch / "train.py"), "--dataset", args.dataset,
+               "--data_dir", args.data_dir, "--max_minutes", str(args.minutes), "--lr", str(lr), "--name", name,
+               "--ckpt_dir", args.ckpt_dir, "--seed", str(args.seed), "--threads", str(args.threads),
+               "--set", *[f"{k}={json.dumps(v)}" for k, v in overrides.items()]]
+        if (folder / "last.pt").is_file():
+            cmd.append("--resume")
+        with open(log_dir / f"{name}.log", "w", encoding="utf-8") as log:
+            rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        if rc != 0:
+            raise UserError(f"run {name} failed (exit {rc}); see {log_dir / (name + '.log')}")
+        history = read_history(folder)
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    last = history[-1]
+    return {"name": name, "arch": arch, "overrides": overrides, "learning_rate": lr,
+            "parameters": metrics["parameters"], "best_val_bpc": metrics["val_bpc"],
+            "final_val_bpc": last["val_bpc"], "final_train_bpc": last["train_bpc"], "steps": last["step"],
+            "epochs": last["epoch"], "minutes": last["minutes"], "chars_per_second": last["chars_per_second"],
+            "curve": [{k: h[k] for k in ("minutes", "epoch", "step", "train_bpc", "val_bpc")} for h in history],
+            "last_sample": last["sample"]}
+
+
+def plot_heatmap(result: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    sizes, lrs = result["sizes"], result["learning_rates"]
+    grid = np.array([[result["runs"][f"{s}@{lr:g}"]["best_val_bpc"] for lr in lrs] for s in sizes])
+    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    im = ax.imshow(grid, cmap="viridis_r")
+    ax.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
+    ax.set_yticks(range(len(sizes)), [f"{s} ({result['runs'][f'{s}@{lrs[0]:g}']['parameters'] / 1e6:.2f}M)" for s in sizes])
+    ax.set_xlabel("peak learning rate")
+    ax.set_title(f"{result['arch']}: held-out bpc after {result['minutes']:g} min")
+    for i in range(len(sizes)):
+        for j in range(len(lrs)):
+            ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center",
+                    color="white" if grid[i, j] > grid.mean() else "black")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--archs", nargs="+", default=["transformer", "tcn", "lstm"], choices=list(SIZES))
+    p.add_argument("--minutes", type=float, default=2.0, help="training-time budget per run")
+    p.add_argument("--no_pe", action="store_true", help="skip the positional-encoding comparison")
+    p.add_argument("--dataset", default="text", help="prepared data set (exercise1/data_preparation.py)")
+    p.add_argument("--data_dir", default="data")
+    p.add_argument("--ckpt_dir", default="outputs/sweep", help="checkpoints and logs of the runs")
+    p.add_argument("--out", default="report/results/text", help="where the JSON summaries and heat maps go")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    out, log_dir = ROOT / args.out, ROOT / args.ckpt_dir
+    out.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    jobs = []
+    for arch in args.archs:
+        jobs += [(arch, s, lr, None) for s in SIZES[arch] for lr in LEARNING_RATES[arch]]
+        if arch == "transformer" and not args.no_pe:
+            jobs += [(arch, PE_SIZE, PE_LR, pe) for pe in PE_KINDS if pe != "learned"]
+    done: dict[str, dict] = {}
+    t0 = time.time()
+    for arch, size, lr, pe in tqdm(jobs, desc="sweep", unit="run"):
+        overrides = dict(SIZES[arch][size])
+        if pe:
+            overrides["model.positional_encoding"] = pe
+        name = run_name(arch, size, lr, pe)
+        done[name] = summary = run_one(arch, name, overrides, lr, args, log_dir)
+        tqdm.write(f"{name:32s} {summary['parameters'] / 1e6:5.2f}M  {summary['steps']:5d} steps  "
+                   f"{summary['chars_per_second']:7.0f} chars/s  best held-out {summary['best_val_bpc']:.3f} bpc")
+        if all(run_name(arch, s, r) in done for s in SIZES[arch] for r in LEARNING_RATES[arch]):
+            result = {"arch": arch, "minutes": args.minutes, "dataset": args.dataset,
+                      "sizes": list(SIZES[arch]), "learning_rates": LEARNING_RATES[arch],
+                      "runs": {f"{s}@{r:g}": done[run_name(arch, s, r)] for s in SIZES[arch] for r in LEARNING_RATES[arch]}}
+            write_json(result, out / f"sweep_{arch}.json")
+            plot_heatmap(result, out / f"sweep_{arch}.png")
+    if "transformer" in args.archs and not args.no_pe:
+        runs = {pe: done[run_name("transformer", PE_SIZE, PE_LR, pe)] for pe in PE_KINDS}
+        write_json({"minutes": args.minutes, "size": PE_SIZE, "learning_rate": PE_LR, "runs": runs},
+                   out / "positional_encoding.json")
+    print(f"sweep done in {(time.time() - t0) / 60:.1f} min; results in {out}")
+
+
+if __name__ == "__main__":
+    cli(main)()
