@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo bench report report-results clean-outputs
+.PHONY: venv test demo bench sweep train-text train-vaes report report-results reproduce clean-outputs
 
 venv: $(STAMP)
 $(STAMP): requirements.txt
@@ -41,6 +41,10 @@ report-results: $(STAMP)
 	cp data/text/split.json $(RESULTS)/text/split.json
 	for arch in lstm tcn transformer; do \
 	  $(BIN)/python exercise1/$$arch/test.py --dataset text --json --seed 1 --length 500 | tail -n 1 > $(RESULTS)/text/$$arch.json || exit 1; \
+	  for t in 0.5 1.0; do \
+	    $(BIN)/python exercise1/$$arch/test.py --prompt "$(PROMPT)" --temperature $$t --length 300 --seed 1 --json \
+	      | tail -n 1 > $(RESULTS)/text/$${arch}_T$$t.json || exit 1; \
+	  done; \
 	done
 	for beta in 0 4 20; do \
 	  for task in random_generation latent_analysis rotate; do \
@@ -51,6 +55,22 @@ report-results: $(STAMP)
 
 report: $(STAMP)
 	$(BIN)/python report/build_report.py
+
+# Experiments behind the report (2 CPU cores: sweep ~75 min, text models 3 x 10 min, VAEs 3 x 15 min).
+SWEEP_MINUTES ?= 2
+TEXT_MINUTES ?= 10
+VAE_MINUTES ?= 15
+PROMPT ?= the knight rode into the wood and
+sweep: $(STAMP)
+	$(BIN)/python exercise1/data_preparation.py --text $(TEXT) --name text
+	$(BIN)/python scripts/sweep_text.py --minutes $(SWEEP_MINUTES)
+train-text: $(STAMP)
+	bash scripts/train_text_models.sh $(TEXT) $(TEXT_MINUTES)
+train-vaes: $(STAMP)
+	bash scripts/train_vaes.sh $(DSET) $(VAE_MINUTES)
+
+# Everything end to end on a CPU: data, sweep, shipped models, analyses, PDF (about 3 h here).
+reproduce: sweep train-text train-vaes report-results report
 
 clean-outputs:
 	rm -rf outputs

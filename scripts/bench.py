@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from utils.device import device_name  # noqa: E402
 from utils.errors import cli  # noqa: E402
 from utils.paths import repo_path  # noqa: E402
 
@@ -50,7 +51,7 @@ def main():
     from utils.text_models import default_config_path, load_text_model, read_config
     from utils.text_training import train
 
-    result = {"machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+    result = {"machine": {"platform": platform.platform(), "processor": device_name(torch.device("cpu")),
                           "torch": torch.__version__, "threads": torch.get_num_threads(),
                           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
               "budget_minutes": args.budget_minutes, "text": {}}

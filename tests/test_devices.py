@@ -6,7 +6,7 @@ import torch
 
 from conftest import REPO, TINY_SETTINGS, run_script
 from test_vae import face_dir  # noqa: F401  (fixture)
-from utils.device import autocast, bf16_native, resolve_device, use_bf16
+from utils.device import autocast, bf16_native, device_name, resolve_device, use_bf16
 from utils.errors import UserError
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -45,6 +45,7 @@ def test_text_training_precision_flags(flag, expected, tiny_text, tmp_path):
                      "--batch_size", 4, "--seq_len", 16, "--ckpt_dir", tmp_path / "ck", flag, "--threads", 1,
                      "--set", *TINY_SETTINGS["tcn"])
     assert expected in out.stdout + out.stderr
+    assert f"[{device_name(torch.device('cpu')).split(',')[0]}" in out.stdout + out.stderr  # the log names the hardware
     if flag == "--bf16" and not bf16_native(torch.device("cpu")):
         assert "no native bf16" in out.stderr
 

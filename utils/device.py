@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import platform
 import warnings
 
 import torch
@@ -62,6 +63,19 @@ def use_bf16(device: torch.device, setting) -> bool:
         warnings.warn(f"bf16 was asked for but {device.type} has no native bf16: this is slower than fp32",
                       stacklevel=2)
     return True
+
+
+def device_name(device: torch.device) -> str:
+    """What the run ran on, for logs: the GPU's name, or the CPU's model name (Linux) and threads."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"{name}, {torch.get_num_threads()} threads"
 
 
 def autocast(device: torch.device, enabled: bool):

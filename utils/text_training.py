@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from utils.checkpoint import atomic_save, load_checkpoint, load_state_dict_float32, write_json
-from utils.device import DEVICE_CHOICES, autocast, resolve_device, use_bf16
+from utils.device import DEVICE_CHOICES, autocast, device_name, resolve_device, use_bf16
 from utils.distributed import any_rank, barrier, cleanup, init_distributed, shard
 from utils.errors import UserError, cli
 from utils.helper_functions import decode
@@ -210,7 +210,8 @@ def train(arch: str, config: dict, ckpt_dir: str = "checkpoints", resume: bool =
     bf16 = use_bf16(device, cfg.get("bf16", "auto"))
     log(f"{arch}: {n_params:,} parameters, {model.context_description()}; "
         f"{len(train_stream):,} training / {len(val_stream):,} held-out characters, alphabet {len(alphabet)}; "
-        f"{steps_per_epoch} steps per epoch of {cfg['batch_size']}x{cfg['seq_len']}; device {device}"
+        f"{steps_per_epoch} steps per epoch of {cfg['batch_size']}x{cfg['seq_len']}; device {device} "
+        f"[{device_name(device)}]"
         f" ({'bf16 autocast' if bf16 else 'fp32'})"
         + (f", {dist_info.world_size} processes" if dist_info.enabled else ""))
     if dist_info.is_main:

@@ -1,0 +1,44 @@
+"""Keep the learning curve of a finished text-model run as a small result file for the report.
+
+    python scripts/save_run_curve.py checkpoints/lstm report/results/text/lstm_no_dropout.json \
+        --note "the rule's configuration without dropout (10 min)"
+
+Reads <run>/metrics.jsonl, metrics.json and config.json; writes the config, the kept (best held-out)
+figures and every epoch's train and held-out bpc. Used for runs that are not shipped but are
+compared in the report (e.g. a model before dropout was added).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from utils.checkpoint import write_json  # noqa: E402
+from utils.errors import UserError, cli  # noqa: E402
+
+
+@cli
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", help="folder of a finished run (with metrics.jsonl, metrics.json, config.json)")
+    p.add_argument("out", help="JSON file to write")
+    p.add_argument("--note", default="", help="what the run is, for the reader of the file")
+    args = p.parse_args()
+    run = Path(args.run)
+    files = [run / f for f in ("metrics.jsonl", "metrics.json", "config.json")]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise UserError(f"not a finished run: missing {', '.join(missing)}")
+    log = [json.loads(line) for line in files[0].read_text().splitlines() if line.strip()]
+    best = json.loads(files[1].read_text())
+    write_json({"note": args.note, "config": json.loads(files[2].read_text()), "parameters": best["parameters"],
+                "best": best, "curve": [{k: e[k] for k in ("epoch", "minutes", "step", "train_bpc", "val_bpc")}
+                                        for e in log]}, args.out)
+    print(f"wrote {args.out}: {len(log)} epochs, best held-out {best['val_bpc']:.3f} bpc at epoch {best['epoch']:g}")
+
+
+if __name__ == "__main__":
+    main()
