@@ -1,6 +1,6 @@
 """Keep the learning curve of a finished text-model run as a small result file for the report.
 
-    python scripts/save_run_curve.py checkpoints/lstm report/results/text/lstm_no_dropout.json \
+    python scripts/save_run_curve.py outputs/runs/lstm_1x512_d0 report/results/text/runs/lstm_1x512_d0.json \
         --note "the rule's configuration without dropout (10 min)"
 
 Reads <run>/metrics.jsonl, metrics.json and config.json; writes the config, the kept (best held-out)
@@ -26,6 +26,8 @@ def main():
     p.add_argument("run", help="folder of a finished run (with metrics.jsonl, metrics.json, config.json)")
     p.add_argument("out", help="JSON file to write")
     p.add_argument("--note", default="", help="what the run is, for the reader of the file")
+    p.add_argument("--test_json", default=None,
+                   help="output of test.py --json for the run (its last line is kept: generation speed, sample)")
     args = p.parse_args()
     run = Path(args.run)
     files = [run / f for f in ("metrics.jsonl", "metrics.json", "config.json")]
@@ -34,9 +36,15 @@ def main():
         raise UserError(f"not a finished run: missing {', '.join(missing)}")
     log = [json.loads(line) for line in files[0].read_text().splitlines() if line.strip()]
     best = json.loads(files[1].read_text())
+    test = None
+    if args.test_json:
+        lines = [line for line in Path(args.test_json).read_text().splitlines() if line.strip()]
+        if not lines:
+            raise UserError(f"{args.test_json} is empty: run test.py --json first")
+        test = json.loads(lines[-1])
     write_json({"note": args.note, "config": json.loads(files[2].read_text()), "parameters": best["parameters"],
                 "best": best, "curve": [{k: e[k] for k in ("epoch", "minutes", "step", "train_bpc", "val_bpc")}
-                                        for e in log]}, args.out)
+                                        for e in log], "test": test}, args.out)
     print(f"wrote {args.out}: {len(log)} epochs, best held-out {best['val_bpc']:.3f} bpc at epoch {best['epoch']:g}")
 
 

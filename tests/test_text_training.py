@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from conftest import TINY_SETTINGS, run_script
+from conftest import REPO, TINY_SETTINGS, run_script
 from exercise1.data_preparation import txt_to_numpy
 from utils.text_data import load_text_data
 from utils.text_models import default_config_path, read_config
@@ -56,6 +56,14 @@ def test_train_then_test_end_to_end(arch, tiny_text, tmp_path):
                      "--length", 50, "--num_samples", 2, "--top_k", 5, "--json")
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(result["samples"]) == 2 and all(len(s) == 50 for s in result["samples"]) and "bpc" not in result
+    # the run's curve as a report result file (scripts/save_run_curve.py)
+    (tmp_path / "test.json").write_text(out.stdout)
+    run_script(REPO / "scripts/save_run_curve.py", folder, tmp_path / "run.json", "--test_json", tmp_path / "test.json")
+    saved = json.loads((tmp_path / "run.json").read_text())
+    assert [round(e["epoch"]) for e in saved["curve"]] == [1, 2] and saved["test"]["samples"] == result["samples"]
+    assert saved["parameters"] == result["parameters"] and saved["config"]["model"]["name"] == f"m_{arch}"
+    assert_clean_error(run_script(REPO / "scripts/save_run_curve.py", tmp_path / "nowhere", tmp_path / "x.json",
+                                  check=False), "not a finished run")
 
 
 def REPO_SCRIPT(arch, name):
