@@ -244,7 +244,7 @@ def build(out: Path, results: Path) -> int:
     pe_unscaled = read_json(results / "text" / "pe_sinusoidal_unscaled.json")
     temps = {a: {t: read_json(results / "text" / f"{a}_T{t}.json") for t in TEMPERATURES} for a in ARCHS}
     # other runs of the final budget (report/results/text/runs/<arch>_<tag>.json, `make variants`)
-    runs = {f.stem: read_json(f) for f in sorted((results / "text" / "runs").glob("*.json"))}
+    variant_runs = {f.stem: read_json(f) for f in sorted((results / "text" / "runs").glob("*.json"))}
 
     with PdfPages(out) as pdf:
         r = Report(pdf)
@@ -302,8 +302,8 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
             ax1.plot([e["minutes"] for e in log], [e["val_bpc"] for e in log], color=colour, label=NAMES[a])
             ax2.plot([e["epoch"] for e in log], [e["train_bpc"] for e in log], "--", color=colour, label=f"{NAMES[a]} train")
             ax2.plot([e["epoch"] for e in log], [e["val_bpc"] for e in log], color=colour, label=f"{NAMES[a]} held-out")
-            if f"{a}_{NO_DROPOUT[a]}" in runs:
-                curve = runs[f"{a}_{NO_DROPOUT[a]}"]["curve"]
+            if f"{a}_{NO_DROPOUT[a]}" in variant_runs:
+                curve = variant_runs[f"{a}_{NO_DROPOUT[a]}"]["curve"]
                 ax2.plot([e["epoch"] for e in curve], [e["val_bpc"] for e in curve], ":", color=colour, alpha=0.6,
                          label=f"{NAMES[a]} without dropout, held-out")
                 ax2.plot([e["epoch"] for e in curve], [e["train_bpc"] for e in curve], "-.", color=colour, alpha=0.4,
@@ -328,7 +328,7 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
         for a in ARCHS:
             entries = [("shipped", text[a]["config"], text[a]["log"], text[a]["eval"]["chars_per_second"])]
             entries += [(key.split("_", 1)[1], v["config"], v["curve"], (v.get("test") or {}).get("chars_per_second"))
-                        for key, v in runs.items() if key.split("_", 1)[0] == a]
+                        for key, v in variant_runs.items() if key.split("_", 1)[0] == a]
             for tag, cfg, curve, gen in entries:
                 b_, last = min(curve, key=lambda e: e["val_bpc"]), curve[-1]
                 rows.append([NAMES[a], variant_label(a, cfg["model"]) + (" *" if tag == "shipped" else ""),
@@ -336,7 +336,7 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
                              f"{last['train_bpc']:.3f} / {last['val_bpc']:.3f}", f"{gen:,.0f}" if gen else "-"])
         r.table(["model", "variant", "best bpc", "best epoch", "steps", "end: train / held-out", "gen. chars/s"], rows,
                 col_widths=[0.11, 0.33, 0.08, 0.11, 0.08, 0.17, 0.12])
-        r.text(runs_discussion(text, runs))
+        r.text(runs_discussion(text, variant_runs))
         # samples over training
         r.subheading("What the models produce early and late in training (closed loop, temperature 0.8)")
         for a in ARCHS:
@@ -352,8 +352,8 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
         best_ep = {a: min(text[a]["log"], key=lambda e: e["val_bpc"])["epoch"] for a in ARCHS}
         lstm_early = ("leads after five epochs (a recurrent state picks up the local statistics quickly)"
                       if at5["lstm"] == min(at5.values()) else f"is at {at5['lstm']:.2f} after five epochs")
-        if f"lstm_{NO_DROPOUT['lstm']}" in runs:
-            nd_ep = min(runs[f"lstm_{NO_DROPOUT['lstm']}"]["curve"], key=lambda e: e["val_bpc"])["epoch"]
+        if f"lstm_{NO_DROPOUT['lstm']}" in variant_runs:
+            nd_ep = min(variant_runs[f"lstm_{NO_DROPOUT['lstm']}"]["curve"], key=lambda e: e["val_bpc"])["epoch"]
             lstm_late = (f"without dropout it memorises the training lines once those statistics are learned (best epoch "
                          f"{nd_ep:.0f}), with dropout {text['lstm']['config']['model']['dropout']:g} it improves until epoch "
                          f"{best_ep['lstm']:.0f}")
@@ -504,7 +504,7 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
         speed_var = max(var[speed_key]) / min(var[speed_key]) - 1
         speed_arch = f"{NAMES[speed_key[0]]} {speed_key[1]}"
         r.new_page("4  Limitations")
-        r.text(f"""The text models were trained for short fixed budgets on 2 CPU cores each; longer training or larger models on a GPU reach lower loss. Each sweep cell is a single run (seed 0): differences of a few hundredths of a bpc between neighbouring cells are within the run-to-run noise and should not be over-read. The budget is wall-clock time on a shared virtual machine whose speed varied: the same model size ran at up to {speed_var:.0%} different characters/s in different cells (largest for {speed_arch}), and one Transformer cell was rerun on a faster host after a test suite had shared its cores, so cells compare compute on this machine as it was, not a fixed amount of work. The final models did not all run on the same host either (section 2): the final Transformer had an Intel CPU with AMX, the final TCN and LSTM a slower AMD CPU, so the side-by-side table compares the models as trained, and the per-epoch curves are the fairer comparison of what each architecture learns. No shipped model gets below {min(text[a]['eval']['bpc'] for a in ARCHS):.2f} bpc and no run of the final budget below {min(min(e['val_bpc'] for e in v['curve']) for v in runs.values()):.2f}: with under 700k training characters the shipped models overfit within their budget, dropout moved the LSTM by hundredths, and the deeper LSTM that was still improving ran out of time on the slower host. A larger text, or deeper and regularised models on faster hardware, is the way further. Generation speeds are single measurements of 500 characters on that shared machine; at batch 1 every character reads all weights once, so they move with its memory bandwidth. The sweep budget ({minutes:g} min) is shorter than the final one, so it favours configurations that learn fast; its best cell is not guaranteed to be the best for the longer budget. The face data are 10,000 half-resolution CelebA images; the rotation axis is linear and learned from mirror symmetry alone, so it turns the face only as far as the training poses reach, and it mixes in lighting from the side. The effect labels of latent units come from pixel statistics of decoded images and name regions, not semantic attributes.""")
+        r.text(f"""The text models were trained for short fixed budgets on 2 CPU cores each; longer training or larger models on a GPU reach lower loss. Each sweep cell is a single run (seed 0): differences of a few hundredths of a bpc between neighbouring cells are within the run-to-run noise and should not be over-read. The budget is wall-clock time on a shared virtual machine whose speed varied: the same model size ran at up to {speed_var:.0%} different characters/s in different cells (largest for {speed_arch}), and one Transformer cell was rerun on a faster host after a test suite had shared its cores, so cells compare compute on this machine as it was, not a fixed amount of work. The final models did not all run on the same host either (section 2): the final Transformer had an Intel CPU with AMX, the final TCN and LSTM a slower AMD CPU, so the side-by-side table compares the models as trained, and the per-epoch curves are the fairer comparison of what each architecture learns. The best shipped model reaches {min(text[a]['eval']['bpc'] for a in ARCHS):.3f} bpc and the best other run of the final budget {min(min(e['val_bpc'] for e in v['curve']) for v in variant_runs.values()):.3f}: with under 700k training characters the shipped models overfit within their budget, dropout moved the LSTM by hundredths, and the deeper LSTM that was still improving ran out of time on the slower host. A larger text, or deeper and regularised models on faster hardware, is the way further. Generation speeds are single measurements of 500 characters on that shared machine; at batch 1 every character reads all weights once, so they move with its memory bandwidth. The sweep budget ({minutes:g} min) is shorter than the final one, so it favours configurations that learn fast; its best cell is not guaranteed to be the best for the longer budget. The face data are 10,000 half-resolution CelebA images; the rotation axis is linear and learned from mirror symmetry alone, so it turns the face only as far as the training poses reach, and it mixes in lighting from the side. The effect labels of latent units come from pixel statistics of decoded images and name regions, not semantic attributes.""")
         r.new_page("Appendix: commands behind every table and figure")
         r.table(["section", "tables and figures", "command (from the repository root)"], REGENERATE,
                 col_widths=[0.08, 0.4, 0.52], height_per_row=0.03)
