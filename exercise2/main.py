@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--num_faces", type=int, default=4, help="latent_analysis / rotate: faces to show (default: 4)")
     a("--channels", type=channels, default=[32, 32, 64, 64], help="conv channels at 32, 16, 8, 4 px (default: 32,32,64,64)")
     a("--no_batchnorm", action="store_true", help="build the network without batch normalisation")
-    a("--bf16", action="store_true", help="train under bf16 autocast (fast on CUDA Ampere+ and CPUs with AMX; emulated, slow, elsewhere)")
+    a("--bf16", action="store_true", help="train under bf16 autocast (fast on CUDA Ampere+ and CPUs with AMX or AVX512-BF16; emulated, slow, elsewhere)")
     a("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     return p
 

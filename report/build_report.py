@@ -30,12 +30,22 @@ TEMPERATURES = ("0.5", "1.0")
 NAMES = {"lstm": "LSTM", "tcn": "TCN", "transformer": "Transformer"}
 
 
-def size_label(arch: str, overrides: dict) -> str:
+def size_label(arch: str, m: dict) -> str:
+    """A model's size from its config section `model`, e.g. "1 x 512 units"."""
     if arch == "lstm":
-        return f"{overrides['model.d_lstm']} units"
+        return f"{m.get('num_lstm_layers', 1)} x {m['d_lstm']} units"
     if arch == "tcn":
-        return f"{len(overrides['model.channels'])} x {overrides['model.channels'][0]} channels"
-    return f"d_model {overrides['model.d_model']}"
+        return f"{len(m['channels'])} x {m['channels'][0]} channels"
+    return f"d_model {m['d_model']} x {m['num_layers']} layers"
+
+
+def variant_label(arch: str, m: dict) -> str:
+    return f"{size_label(arch, m)}, dropout {m.get('dropout', 0):g}"
+
+
+def best_epoch(curve: list[dict]) -> dict:
+    """The logged epoch with the lowest held-out loss."""
+    return min(curve, key=lambda e: e["val_bpc"])
 
 
 def read_json(path: Path):
@@ -148,18 +158,9 @@ DROPOUT_WHERE = {"lstm": "on the output before the linear layer (and between sta
 NO_DROPOUT = {"lstm": "1x512_d0", "tcn": "d0", "transformer": "d0"}  # run tags of the shipped size without dropout
 
 
-def variant_label(arch: str, m: dict) -> str:
-    size = {"lstm": lambda: f"{m.get('num_lstm_layers', 1)} x {m.get('d_lstm')} units",
-            "tcn": lambda: f"{len(m.get('channels', []))} x {m.get('channels', [0])[0]} channels",
-            "transformer": lambda: f"d_model {m.get('d_model')} x {m.get('num_layers')} layers"}[arch]()
-    return f"{size}, dropout {m.get('dropout', 0):g}"
-
-
 def runs_discussion(text: dict, runs: dict) -> str:
     """What the runs of the final budget show, computed from the result files."""
-    def best(curve):
-        return min(curve, key=lambda e: e["val_bpc"])
-
+    best = best_epoch
     parts = []
     lstm = {k.split("_", 1)[1]: v for k, v in runs.items() if k.startswith("lstm_")}
     shipped = best(text["lstm"]["log"])
@@ -187,16 +188,11 @@ def runs_discussion(text: dict, runs: dict) -> str:
                          f"{ship['val_bpc']:.3f} without: it made {v['curve'][-1]['step']:,} steps against "
                          f"{text['tcn']['log'][-1]['step']:,} (the random masks cost time in every step, and the host's speed "
                          f"varied), so the TCN is shipped without")
-    undropped = [NAMES[a] for a in ARCHS if not text[a]["config"]["model"].get("dropout")]
-    if "Transformer" in undropped:
+    if not text["transformer"]["config"]["model"].get("dropout"):
         parts.append("the Transformer was not rerun with dropout: on the slower host that the last runs had, it would have "
                      "made far fewer steps than its shipped run, so such a run could not separate the effect of dropout from "
                      "that of the host")
     return "Results. " + "; ".join(parts) + ". The shipped checkpoints are the best held-out epochs, so overfitting costs the rest of the budget rather than the result."
-
-
-def sentence(text: str) -> str:
-    return text[:1].upper() + text[1:] + ". "
 
 
 def final_choice(res: dict) -> tuple[str, float]:
@@ -319,7 +315,7 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
         r.text(f"""Results. Held-out bpc after 10 minutes, lowest first: {', '.join(f"{NAMES[a]} {text[a]['eval']['bpc']:.3f}" for a in ranked)}. The gap between held-out and training bpc in the last epoch is {', '.join(f"{NAMES[a]} {gaps[a]:+.3f}" for a in ARCHS)}: a positive gap means the model has started to fit the particular training lines, which is why the best held-out checkpoint, not the last one, is kept.""")
         def overfit(a):
             log = text[a]["log"]
-            b, last = min(log, key=lambda e: e["val_bpc"]), log[-1]
+            b, last = best_epoch(log), log[-1]
             return (f"{NAMES[a]}: best {b['val_bpc']:.3f} at epoch {b['epoch']:.0f} ({b['minutes']:.1f} min), at the end "
                     f"(epoch {last['epoch']:.1f}) train {last['train_bpc']:.3f} and held-out {last['val_bpc']:.3f}")
 
@@ -330,7 +326,7 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
             entries += [(key.split("_", 1)[1], v["config"], v["curve"], (v.get("test") or {}).get("chars_per_second"))
                         for key, v in variant_runs.items() if key.split("_", 1)[0] == a]
             for tag, cfg, curve, gen in entries:
-                b_, last = min(curve, key=lambda e: e["val_bpc"]), curve[-1]
+                b_, last = best_epoch(curve), curve[-1]
                 rows.append([NAMES[a], variant_label(a, cfg["model"]) + (" *" if tag == "shipped" else ""),
                              f"{b_['val_bpc']:.3f}", f"{b_['epoch']:.0f} of {last['epoch']:.1f}", f"{last['step']:,}",
                              f"{last['train_bpc']:.3f} / {last['val_bpc']:.3f}", f"{gen:,.0f}" if gen else "-"])
@@ -349,11 +345,11 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
                        f"{e['sample'][:150]!r}", size=7, width=108, gap=0.004, family="monospace")
         first = {a: text[a]["log"][0]["val_bpc"] for a in ARCHS}
         at5 = {a: next((e["val_bpc"] for e in text[a]["log"] if e["epoch"] >= 5), float("nan")) for a in ARCHS}
-        best_ep = {a: min(text[a]["log"], key=lambda e: e["val_bpc"])["epoch"] for a in ARCHS}
+        best_ep = {a: best_epoch(text[a]["log"])["epoch"] for a in ARCHS}
         lstm_early = ("leads after five epochs (a recurrent state picks up the local statistics quickly)"
                       if at5["lstm"] == min(at5.values()) else f"is at {at5['lstm']:.2f} after five epochs")
         if f"lstm_{NO_DROPOUT['lstm']}" in variant_runs:
-            nd_ep = min(variant_runs[f"lstm_{NO_DROPOUT['lstm']}"]["curve"], key=lambda e: e["val_bpc"])["epoch"]
+            nd_ep = best_epoch(variant_runs[f"lstm_{NO_DROPOUT['lstm']}"]["curve"])["epoch"]
             lstm_late = (f"without dropout it memorises the training lines once those statistics are learned (best epoch "
                          f"{nd_ep:.0f}), with dropout {text['lstm']['config']['model']['dropout']:g} it improves until epoch "
                          f"{best_ep['lstm']:.0f}")
@@ -362,8 +358,13 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
         r.text(f"""Interpretation. The first epoch's samples are mostly frequent letters and spaces with roughly the right word lengths: the unigram and bigram statistics are the cheapest loss reduction. Next come frequent short words ("and", "the", "of") and the text's archaic function words ("thou", "thee"), then punctuation after clauses and longer words; late in training the samples keep the style (clause chains joined by "and") and mostly spell real words, but lose the thread after a few words: a model that predicts one character at a time from a few hundred characters of context has learned local syntax and vocabulary, not meaning. Per epoch (the fair axis here, as the hosts differed), held-out bpc after the first epoch is {', '.join(f"{NAMES[a]} {first[a]:.2f}" for a in ARCHS)} and after five {', '.join(f"{NAMES[a]} {at5[a]:.2f}" for a in ARCHS)}; the best epoch is {', '.join(f"{NAMES[a]} {best_ep[a]:.0f}" for a in ARCHS)}. The TCN starts fastest: its convolutions see a fixed window from the first step, so local letter patterns are learned at once, but it then improves least. The Transformer starts slowest (attention has to learn where to look, and its learned positions start as noise) and keeps improving longest, without dropout to {text['transformer']['eval']['bpc']:.3f}. The LSTM {lstm_early}; {lstm_late}.""")
         # ---------------------------------------------------------------- sweep
         minutes = sweep["lstm"]["minutes"]
+
+        def sweep_size(a, cell):  # the cell's size overrides on top of the architecture's model config
+            return size_label(a, {**text[a]["config"]["model"],
+                                  **{k.split(".", 1)[1]: v for k, v in cell["overrides"].items() if k.startswith("model.")}})
+
         r.new_page("2.1  Model size and learning rate at a fixed budget")
-        r.text(f"""Protocol. For each architecture, 3 sizes x 3 peak learning rates, each run trained for {minutes:g} minutes of pure training time (evaluations not counted) on 2 CPU threads with the shared loop, seed 0, the same split and schedule as above (the cosine decay spans the time budget), bf16 autocast on this CPU (AMX). Everything except the named size parameter comes from the architecture's config.json. Reported: the best held-out bpc of the run, its parameter count and its training throughput. `python scripts/sweep_text.py --minutes {minutes:g}` regenerates all of it (results/text/sweep_*.json and the heat maps).""")
+        r.text(f"""Protocol. For each architecture, 3 sizes x 3 peak learning rates, each run trained for {minutes:g} minutes of pure training time (evaluations not counted) on 2 CPU threads with the shared loop, seed 0, the same split and schedule as above (the cosine decay spans the time budget), bf16 autocast on the Intel host (AMX). Everything except the named size parameter comes from the architecture's config.json. Reported: the best held-out bpc of the run, its parameter count and its training throughput. `python scripts/sweep_text.py --minutes {minutes:g}` regenerates all of it (results/text/sweep_*.json and the heat maps).""")
         for i, a in enumerate(ARCHS):
             r.image(results / "text" / f"sweep_{a}.png", 0.2, None, ncols=3, col=i)
         rows = []
@@ -372,19 +373,19 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
             for size in res["sizes"]:
                 cells = [res["runs"][f"{size}@{lr:g}"] for lr in res["learning_rates"]]
                 best_cell = min(cells, key=lambda c: c["best_val_bpc"])
-                rows.append([NAMES[a], f"{size}: {size_label(a, cells[0]['overrides'])}", f"{cells[0]['parameters']:,}",
+                rows.append([NAMES[a], f"{size}: {sweep_size(a, cells[0])}", f"{cells[0]['parameters']:,}",
                              f"{sum(c['chars_per_second'] for c in cells) / len(cells):,.0f}",
                              f"{sum(c['epochs'] for c in cells) / len(cells):.1f}",
                              " / ".join(f"{c['best_val_bpc']:.3f}" for c in cells), f"{best_cell['learning_rate']:g}"])
         r.table(["model", "size", "parameters", "train chars/s", "epochs", "bpc at lr " + " / ".join(
-            "lo mid hi".split()), "best lr"], rows, col_widths=[0.11, 0.22, 0.1, 0.11, 0.07, 0.25, 0.08])
+            "lo mid hi".split()), "best lr"], rows, col_widths=[0.11, 0.26, 0.1, 0.1, 0.06, 0.23, 0.07])
         best = {a: min(sweep[a]["runs"].values(), key=lambda c: c["best_val_bpc"]) for a in ARCHS}
         lrs = {a: " / ".join(f"{x:g}" for x in sweep[a]["learning_rates"]) for a in ARCHS}
         worst = {a: max(sweep[a]["runs"].values(), key=lambda c: c["best_val_bpc"]) for a in ARCHS}
         r.text("Learning rates (lo / mid / hi): " + "; ".join(f"{NAMES[a]} {lrs[a]}" for a in ARCHS) + ". Best cell: "
-               + "; ".join(f"{NAMES[a]} {size_label(a, best[a]['overrides'])} at lr {best[a]['learning_rate']:g}: "
+               + "; ".join(f"{NAMES[a]} {sweep_size(a, best[a])} at lr {best[a]['learning_rate']:g}: "
                            f"{best[a]['best_val_bpc']:.3f} bpc" for a in ARCHS)
-               + ". Worst cell: " + "; ".join(f"{NAMES[a]} {size_label(a, worst[a]['overrides'])} at lr "
+               + ". Worst cell: " + "; ".join(f"{NAMES[a]} {sweep_size(a, worst[a])} at lr "
                                              f"{worst[a]['learning_rate']:g}: {worst[a]['best_val_bpc']:.3f}" for a in ARCHS) + ".")
         r.text(sweep_discussion(sweep, minutes))
         # ---------------------------------------------------------------- positional encoding

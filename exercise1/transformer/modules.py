@@ -48,7 +48,8 @@ def attention(q, k, v, mask, dropout: float) -> torch.Tensor:
     """softmax(q k^T / sqrt(d)) v; mask None = causal, False = none, else a bool [T, S] (True = may attend).
 
     PyTorch's fused CPU kernel is slow in bf16 (its backward took 44% of a training step here), so
-    bf16 on the CPU takes the explicit form, whose matrix products run on AMX: 1.75x faster steps."""
+    bf16 on the CPU takes the explicit form, whose matrix products use the CPU's bf16 units (AMX, AVX512-BF16):
+    training steps 1.75x faster than fp32 on both hosts measured."""
     if not (q.device.type == "cpu" and q.dtype == torch.bfloat16):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is False else mask,
                                               is_causal=mask is None, dropout_p=dropout)
