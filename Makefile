@@ -68,8 +68,9 @@ train-text: $(STAMP)
 	bash scripts/train_text_models.sh $(TEXT) $(TEXT_MINUTES)
 # Other runs of the final budget that the report compares with the shipped models (not shipped):
 # ARCH:TAG:SETTINGS (comma-separated --set entries); learning curves to report/results/text/runs/ (11 min each).
-RUNS ?= lstm:1x512_d0:model.dropout=0.0 lstm:1x512_d0.3:model.dropout=0.3 \
-        lstm:2x512_d0.3:model.num_lstm_layers=2,model.dropout=0.3 tcn:d0.1:model.dropout=0.1
+ONE_LAYER := model.num_lstm_layers=1,model.d_lstm=512
+RUNS ?= lstm:1x512_d0:$(ONE_LAYER),model.dropout=0.0 lstm:1x512_d0.3:$(ONE_LAYER),model.dropout=0.3 \
+        lstm:1x512_d0.5:$(ONE_LAYER),model.dropout=0.5 lstm:2x512_d0.3:model.d_lstm=512 tcn:d0.1:model.dropout=0.1
 variants: $(STAMP)
 	$(BIN)/python exercise1/data_preparation.py --text $(TEXT) --name text
 	mkdir -p $(RESULTS)/text/runs

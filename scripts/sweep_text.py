@@ -30,8 +30,10 @@ from utils.checkpoint import write_json  # noqa: E402
 from utils.errors import UserError, cli  # noqa: E402
 
 # Sizes are named S / M / L; everything not named here comes from the architecture's config.json.
+# The LSTM's sweep ran on one layer without dropout, which its config.json no longer ships.
+ONE_LSTM_LAYER = {"model.num_lstm_layers": 1, "model.dropout": 0.0}
 SIZES = {
-    "lstm": {"S": {"model.d_lstm": 256}, "M": {"model.d_lstm": 512}, "L": {"model.d_lstm": 1024}},
+    "lstm": {s: {"model.d_lstm": d, **ONE_LSTM_LAYER} for s, d in (("S", 256), ("M", 512), ("L", 1024))},
     "tcn": {s: {"model.channels": [c] * 6} for s, c in (("S", 128), ("M", 256), ("L", 384))},
     "transformer": {s: {"model.d_model": d, "model.linear_layer_size": 4 * d} for s, d in (("S", 128), ("M", 192), ("L", 256))},
 }
