@@ -155,32 +155,43 @@ DROPOUT_WHERE = {"lstm": "on the output before the linear layer (and between sta
                  "transformer": "on attention weights, residual branches and the input"}
 
 
-NO_DROPOUT = {"lstm": "1x512_d0", "tcn": "d0", "transformer": "d0"}  # run tags of the shipped size without dropout
+NO_DROPOUT = {"lstm": "1x512_d0", "tcn": "d0", "transformer": "d0"}  # run tags of the rule's size without dropout
 
 
 def runs_discussion(text: dict, runs: dict) -> str:
     """What the runs of the final budget show, computed from the result files."""
     best = best_epoch
     parts = []
-    lstm = {k.split("_", 1)[1]: v for k, v in runs.items() if k.startswith("lstm_")}
-    shipped = best(text["lstm"]["log"])
-    one_layer = {k: v for k, v in lstm.items() if v["config"]["model"].get("num_lstm_layers", 1) == 1}
-    if one_layer:
-        pts = sorted([(v["config"]["model"].get("dropout", 0), best(v["curve"])["val_bpc"]) for v in one_layer.values()]
-                     + [(text["lstm"]["config"]["model"].get("dropout", 0), shipped["val_bpc"])])
-        parts.append("Dropout on the one-layer LSTM: " + ", ".join(f"{d:g} gives {b:.3f}" for d, b in pts)
+    ship_cfg = text["lstm"]["config"]["model"]
+    lstm = [(v["config"]["model"], v["curve"], (v.get("test") or {}).get("chars_per_second"), False)
+            for k, v in runs.items() if k.startswith("lstm_")]
+    lstm.append((ship_cfg, text["lstm"]["log"], text["lstm"]["eval"]["chars_per_second"], True))
+    layers = lambda m: m.get("num_lstm_layers", 1)  # noqa: E731
+    one = sorted((m.get("dropout", 0), best(c)["val_bpc"], m["d_lstm"]) for m, c, _, _ in lstm if layers(m) == 1)
+    if one:
+        parts.append(f"dropout on the one-layer LSTM ({one[0][2]} units): "
+                     + ", ".join(f"{d:g} gives {b:.3f}" for d, b, _ in one)
                      + " bpc; the stronger it is, the later the best epoch and the smaller the gap between training and "
                        "held-out loss at the end, but the floor moves by hundredths only")
-    deep = {k: v for k, v in lstm.items() if v["config"]["model"].get("num_lstm_layers", 1) > 1}
-    for v in deep.values():
-        b, last = best(v["curve"]), v["curve"][-1]
-        gen = (v.get("test") or {}).get("chars_per_second")
-        parts.append(f"a second layer ({variant_label('lstm', v['config']['model'])}) reaches {b['val_bpc']:.3f} bpc, "
-                     f"the lowest held-out loss of this project, in only {last['epoch']:.1f} epochs and still improving at "
-                     f"the end (train {last['train_bpc']:.3f}, held-out {last['val_bpc']:.3f}): depth helps more than "
-                     f"dropout. It is not shipped because generation pays for it: each character then reads three "
-                     f"{4 * v['config']['model']['d_lstm']} x {v['config']['model']['d_lstm']} matrices instead of one, {gen:,.0f} against {text['lstm']['eval']['chars_per_second']:,.0f} "
-                     f"characters/s for the shipped LSTM (single measurements of 500 characters; the project aims at 2,000)")
+    one_gen = max((g for m, _, g, _ in lstm if layers(m) == 1 and g), default=None)
+    for m, c, gen, shipped_run in sorted((e for e in lstm if layers(e[0]) > 1), key=lambda e: -e[0]["d_lstm"]):
+        b, last = best(c), c[-1]
+        h = m["d_lstm"]
+        trend = ("still improving at the end" if last["val_bpc"] <= b["val_bpc"] + 1e-9 else
+                 f"level at the end (best at epoch {b['epoch']:.0f})")
+        parts.append(f"{layers(m)} layers of {h} units with dropout {m.get('dropout', 0):g}{' (shipped)' if shipped_run else ''} "
+                     f"reach {b['val_bpc']:.3f} bpc in {last['epoch']:.1f} epochs ({last['step']:,} steps), {trend} "
+                     f"(train {last['train_bpc']:.3f}, held-out {last['val_bpc']:.3f}); each character then reads "
+                     f"{2 * layers(m) - 1} matrices of {4 * h} x {h}"
+                     + (f" and generation runs at {gen:,.0f} characters/s" if gen else ""))
+    deep = [e for e in lstm if layers(e[0]) > 1]
+    if deep:
+        shipped_deep = any(e[3] for e in deep)
+        parts.append("depth helps more than dropout: the second layer lowers the held-out loss although it costs steps"
+                     + (", and the narrower stack is the one this budget affords (more steps) and that still generates "
+                        "faster than the project's 2,000 characters/s" if shipped_deep else "")
+                     + (f" (one layer of 512 units: {one_gen:,.0f} characters/s; single measurements of 500 characters)"
+                        if one_gen else ""))
     for k, v in runs.items():
         if k.startswith("tcn_"):
             b, ship = best(v["curve"]), best(text["tcn"]["log"])
@@ -192,7 +203,8 @@ def runs_discussion(text: dict, runs: dict) -> str:
         parts.append("the Transformer was not rerun with dropout: on the slower host that the last runs had, it would have "
                      "made far fewer steps than its shipped run, so such a run could not separate the effect of dropout from "
                      "that of the host")
-    return "Results. " + "; ".join(parts) + ". The shipped checkpoints are the best held-out epochs, so overfitting costs the rest of the budget rather than the result."
+    joined = "; ".join(parts)
+    return "Results. " + joined[:1].upper() + joined[1:] + ". The shipped checkpoints are the best held-out epochs, so overfitting costs the rest of the budget rather than the result."
 
 
 def final_choice(res: dict) -> tuple[str, float]:
@@ -221,7 +233,8 @@ def sweep_discussion(sweep: dict, minutes: float) -> str:
             f"Throughput S / M / L: {' / '.join(f'{speed[s]:,.0f}' for s in res['sizes'])} characters/s.")
     lstm_spread = spreads["lstm"]
     return ("Results. " + " ".join(parts) + f""" Discussion. In {minutes:g} minutes every model is still early in training, so the budget, not the capacity, limits the result: what counts is how much loss each second of compute removes. That favours high learning rates (the best rate sits at the upper edge of the grid almost everywhere, so the optimum for this budget may lie higher still) and models that are cheap per character: a larger model learns more per character seen but sees fewer of them. The LSTM shows both effects most strongly: its small version runs several times faster than the large one, and the learning rate changes its result by up to {lstm_spread:.2f} bpc (a single recurrent path through 128 steps learns slowly at low rates, and the schedule's decay leaves little time to catch up). Because a longer budget moves the optimum towards larger models, each final model (section 2) takes its architecture's best learning rate and the larger of the two best sizes at that rate: """ + "; ".join(
-        f"{NAMES[a]} {final_choice(sweep[a])[0]} at {final_choice(sweep[a])[1]:g}" for a in ARCHS) + ".")
+        f"{NAMES[a]} {final_choice(sweep[a])[0]} at {final_choice(sweep[a])[1]:g}" for a in ARCHS)
+        + ". Section 2 says where a shipped model departs from this rule and why.")
 
 
 def build(out: Path, results: Path) -> int:
@@ -271,10 +284,30 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
             size, lr = final_choice(sweep[a])
             return sweep[a]["runs"][f"{size}@{lr:g}"]["chars_per_second"]
 
-        dropped = [NAMES[a] for a in ARCHS if text[a]["config"]["model"].get("dropout")]
-        dropped_note = (f"; {' and '.join(dropped)} {'adds' if len(dropped) == 1 else 'add'} dropout, after a first final run "
-                        "without it overfitted (see 'Overfitting, dropout and depth' below)") if dropped else ""
-        speed_note = "; ".join(f"{NAMES[a]} {train_speed(a):,.0f} characters/s against {sweep_speed(a):,.0f} in its sweep cell"
+        def sweep_size(a, cell):  # the cell's size overrides on top of the architecture's model config
+            return size_label(a, {**text[a]["config"]["model"],
+                                  **{k.split(".", 1)[1]: v for k, v in cell["overrides"].items() if k.startswith("model.")}})
+
+        def rule_size(a):  # the size the sweep's rule chose
+            size, lr = final_choice(sweep[a])
+            return sweep_size(a, sweep[a]["runs"][f"{size}@{lr:g}"])
+
+        def departure(a):  # how the shipped model differs from the sweep's rule, or None
+            rule, m = rule_size(a), text[a]["config"]["model"]
+            if size_label(a, m) != rule:
+                return (f"the {NAMES[a]} departs from it: its rule configuration ({rule}) overfitted within the budget, so "
+                        f"other runs of the same budget (table below) were compared and the one with the lowest held-out "
+                        f"loss, {variant_label(a, m)}, is shipped (chosen on the held-out lines, so its figure is slightly "
+                        f"optimistic)")
+            if m.get("dropout"):
+                return f"the {NAMES[a]} adds dropout {m['dropout']:g}, after a first final run without it overfitted"
+            return None
+
+        departures = [d for d in map(departure, ARCHS) if d]
+        dropped_note = "; " + "; ".join(departures) if departures else ""
+        speed_note = "; ".join(f"{NAMES[a]} {train_speed(a):,.0f} characters/s "
+                               + (f"against {sweep_speed(a):,.0f} in its sweep cell"
+                                  if size_label(a, text[a]["config"]["model"]) == rule_size(a) else "(not a size of the sweep)")
                                for a in ARCHS)
         r.text(f"""Protocol. Each architecture is trained with one shared loop: random windows of fixed length from the training lines (joined by the line separator), AdamW with a short linear warm-up and a cosine decay to a tenth of the peak learning rate over the time budget, gradient clipping at 1. After every epoch (as many characters as the training split) the held-out loss and a closed-loop sample from a fixed held-out prompt are logged. The best held-out model is kept. Training runs under bf16 autocast (weights, optimiser, loss and evaluation in fp32). Sizes and learning rates come from the sweep of section 2.1 (its best learning rate and the larger of the two best sizes at it){dropped_note}; every run gets the same budget of training time ({text['lstm']['config']['training']['max_minutes']:g} minutes against {sweep['lstm']['minutes']:g} in the sweep). Hosts: the sweep and the final Transformer ran on an Intel Xeon with AMX (bf16 matrix units); this workplace then moved to an AMD EPYC with AVX512-BF16 but no AMX, where the final TCN and LSTM were trained. The training characters/s in the table show what each model got out of its 10 minutes ({speed_note}).""")
         rows = []
@@ -299,11 +332,12 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
             ax2.plot([e["epoch"] for e in log], [e["train_bpc"] for e in log], "--", color=colour, label=f"{NAMES[a]} train")
             ax2.plot([e["epoch"] for e in log], [e["val_bpc"] for e in log], color=colour, label=f"{NAMES[a]} held-out")
             if f"{a}_{NO_DROPOUT[a]}" in variant_runs:
-                curve = variant_runs[f"{a}_{NO_DROPOUT[a]}"]["curve"]
+                run = variant_runs[f"{a}_{NO_DROPOUT[a]}"]
+                curve, label = run["curve"], f"{NAMES[a]} {size_label(a, run['config']['model'])} without dropout"
                 ax2.plot([e["epoch"] for e in curve], [e["val_bpc"] for e in curve], ":", color=colour, alpha=0.6,
-                         label=f"{NAMES[a]} without dropout, held-out")
+                         label=f"{label}, held-out")
                 ax2.plot([e["epoch"] for e in curve], [e["train_bpc"] for e in curve], "-.", color=colour, alpha=0.4,
-                         label=f"{NAMES[a]} without dropout, train")
+                         label=f"{label}, train")
         ax1.set(xlabel="training minutes", ylabel="held-out bits per character", title="held-out bpc over time")
         ax2.set(xlabel="epoch", ylabel="bits per character", title="train (dashed) and held-out bpc")
         for ax in (ax1, ax2):
@@ -319,7 +353,12 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
             return (f"{NAMES[a]}: best {b['val_bpc']:.3f} at epoch {b['epoch']:.0f} ({b['minutes']:.1f} min), at the end "
                     f"(epoch {last['epoch']:.1f}) train {last['train_bpc']:.3f} and held-out {last['val_bpc']:.3f}")
 
-        r.text(f"""Overfitting, dropout and depth. All three shipped models pass their best held-out loss within the budget and then fit the training lines at the held-out text's expense ({'; '.join(overfit(a) for a in ARCHS)}). Under 700k training characters are few for models of {min(text[a]['best']['parameters'] for a in ARCHS) / 1e6:.1f} to {max(text[a]['best']['parameters'] for a in ARCHS) / 1e6:.1f}M parameters that see them {min(text[a]['log'][-1]['epoch'] for a in ARCHS):.0f} to {max(text[a]['log'][-1]['epoch'] for a in ARCHS):.0f} times. The sweep's 2-minute runs end before any model overfits, so it could not choose a regulariser; the table below compares the shipped models with other runs of the same budget (`make variants`). Dropout acts {'; '.join(f"in the {NAMES[a]} {DROPOUT_WHERE[a]}" for a in ARCHS)}. Shipped models are marked with *.""")
+        risen = [NAMES[a] for a in ARCHS if text[a]["log"][-1]["val_bpc"] - best_epoch(text[a]["log"])["val_bpc"] >= 0.02]
+        level = [NAMES[a] for a in ARCHS if NAMES[a] not in risen]
+        after_best = "; ".join(x for x in (
+            f"the held-out loss of the {' and '.join(risen)} has risen well above its best" if risen else "",
+            f"that of the {' and '.join(level)} has levelled off" if level else "") if x)
+        r.text(f"""Overfitting, dropout and depth. At the end of the budget every shipped model fits the training lines better than the held-out text ({'; '.join(overfit(a) for a in ARCHS)}): {after_best}. Under 700k training characters are few for models of {min(text[a]['best']['parameters'] for a in ARCHS) / 1e6:.1f} to {max(text[a]['best']['parameters'] for a in ARCHS) / 1e6:.1f}M parameters that see them {min(text[a]['log'][-1]['epoch'] for a in ARCHS):.0f} to {max(text[a]['log'][-1]['epoch'] for a in ARCHS):.0f} times. The sweep's 2-minute runs end before any model overfits, so it could not choose a regulariser; the table below compares the shipped models with other runs of the same budget (`make variants`). Dropout acts {'; '.join(f"in the {NAMES[a]} {DROPOUT_WHERE[a]}" for a in ARCHS)}. Shipped models are marked with *.""")
         rows = []
         for a in ARCHS:
             entries = [("shipped", text[a]["config"], text[a]["log"], text[a]["eval"]["chars_per_second"])]
@@ -349,20 +388,15 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
         lstm_early = ("leads after five epochs (a recurrent state picks up the local statistics quickly)"
                       if at5["lstm"] == min(at5.values()) else f"is at {at5['lstm']:.2f} after five epochs")
         if f"lstm_{NO_DROPOUT['lstm']}" in variant_runs:
-            nd_ep = best_epoch(variant_runs[f"lstm_{NO_DROPOUT['lstm']}"]["curve"])["epoch"]
-            lstm_late = (f"without dropout it memorises the training lines once those statistics are learned (best epoch "
-                         f"{nd_ep:.0f}), with dropout {text['lstm']['config']['model']['dropout']:g} it improves until epoch "
-                         f"{best_ep['lstm']:.0f}")
+            nd = variant_runs[f"lstm_{NO_DROPOUT['lstm']}"]
+            lstm_late = (f"without dropout ({size_label('lstm', nd['config']['model'])}) it memorises the training lines once "
+                         f"those statistics are learned (best epoch {best_epoch(nd['curve'])['epoch']:.0f}); the shipped LSTM "
+                         f"({variant_label('lstm', text['lstm']['config']['model'])}) improves until epoch {best_ep['lstm']:.0f}")
         else:
             lstm_late = f"its best epoch is {best_ep['lstm']:.0f}"
         r.text(f"""Interpretation. The first epoch's samples are mostly frequent letters and spaces with roughly the right word lengths: the unigram and bigram statistics are the cheapest loss reduction. Next come frequent short words ("and", "the", "of") and the text's archaic function words ("thou", "thee"), then punctuation after clauses and longer words; late in training the samples keep the style (clause chains joined by "and") and mostly spell real words, but lose the thread after a few words: a model that predicts one character at a time from a few hundred characters of context has learned local syntax and vocabulary, not meaning. Per epoch (the fair axis here, as the hosts differed), held-out bpc after the first epoch is {', '.join(f"{NAMES[a]} {first[a]:.2f}" for a in ARCHS)} and after five {', '.join(f"{NAMES[a]} {at5[a]:.2f}" for a in ARCHS)}; the best epoch is {', '.join(f"{NAMES[a]} {best_ep[a]:.0f}" for a in ARCHS)}. The TCN starts fastest: its convolutions see a fixed window from the first step, so local letter patterns are learned at once, but it then improves least. The Transformer starts slowest (attention has to learn where to look, and its learned positions start as noise) and keeps improving longest, without dropout to {text['transformer']['eval']['bpc']:.3f}. The LSTM {lstm_early}; {lstm_late}.""")
         # ---------------------------------------------------------------- sweep
         minutes = sweep["lstm"]["minutes"]
-
-        def sweep_size(a, cell):  # the cell's size overrides on top of the architecture's model config
-            return size_label(a, {**text[a]["config"]["model"],
-                                  **{k.split(".", 1)[1]: v for k, v in cell["overrides"].items() if k.startswith("model.")}})
-
         r.new_page("2.1  Model size and learning rate at a fixed budget")
         r.text(f"""Protocol. For each architecture, 3 sizes x 3 peak learning rates, each run trained for {minutes:g} minutes of pure training time (evaluations not counted) on 2 CPU threads with the shared loop, seed 0, the same split and schedule as above (the cosine decay spans the time budget), bf16 autocast on the Intel host (AMX). Everything except the named size parameter comes from the architecture's config.json. Reported: the best held-out bpc of the run, its parameter count and its training throughput. `python scripts/sweep_text.py --minutes {minutes:g}` regenerates all of it (results/text/sweep_*.json and the heat maps).""")
         for i, a in enumerate(ARCHS):
@@ -505,7 +539,7 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
         speed_var = max(var[speed_key]) / min(var[speed_key]) - 1
         speed_arch = f"{NAMES[speed_key[0]]} {speed_key[1]}"
         r.new_page("4  Limitations")
-        r.text(f"""The text models were trained for short fixed budgets on 2 CPU cores each; longer training or larger models on a GPU reach lower loss. Each sweep cell is a single run (seed 0): differences of a few hundredths of a bpc between neighbouring cells are within the run-to-run noise and should not be over-read. The budget is wall-clock time on a shared virtual machine whose speed varied: the same model size ran at up to {speed_var:.0%} different characters/s in different cells (largest for {speed_arch}), and one Transformer cell was rerun on a faster host after a test suite had shared its cores, so cells compare compute on this machine as it was, not a fixed amount of work. The final models did not all run on the same host either (section 2): the final Transformer had an Intel CPU with AMX, the final TCN and LSTM a slower AMD CPU, so the side-by-side table compares the models as trained, and the per-epoch curves are the fairer comparison of what each architecture learns. The best shipped model reaches {min(text[a]['eval']['bpc'] for a in ARCHS):.3f} bpc and the best other run of the final budget {min(min(e['val_bpc'] for e in v['curve']) for v in variant_runs.values()):.3f}: with under 700k training characters the shipped models overfit within their budget, dropout moved the LSTM by hundredths, and the deeper LSTM that was still improving ran out of time on the slower host. A larger text, or deeper and regularised models on faster hardware, is the way further. Generation speeds are single measurements of 500 characters on that shared machine; at batch 1 every character reads all weights once, so they move with its memory bandwidth. The sweep budget ({minutes:g} min) is shorter than the final one, so it favours configurations that learn fast; its best cell is not guaranteed to be the best for the longer budget. The face data are 10,000 half-resolution CelebA images; the rotation axis is linear and learned from mirror symmetry alone, so it turns the face only as far as the training poses reach, and it mixes in lighting from the side. The effect labels of latent units come from pixel statistics of decoded images and name regions, not semantic attributes.""")
+        r.text(f"""The text models were trained for short fixed budgets on 2 CPU cores each; longer training or larger models on a GPU reach lower loss. Each sweep cell is a single run (seed 0): differences of a few hundredths of a bpc between neighbouring cells are within the run-to-run noise and should not be over-read. The budget is wall-clock time on a shared virtual machine whose speed varied: the same model size ran at up to {speed_var:.0%} different characters/s in different cells (largest for {speed_arch}), and one Transformer cell was rerun on a faster host after a test suite had shared its cores, so cells compare compute on this machine as it was, not a fixed amount of work. The final models did not all run on the same host either (section 2): the final Transformer had an Intel CPU with AMX, the final TCN and LSTM a slower AMD CPU, so the side-by-side table compares the models as trained, and the per-epoch curves are the fairer comparison of what each architecture learns. The best shipped model reaches {min(text[a]['eval']['bpc'] for a in ARCHS):.3f} bpc and the best other run of the final budget {min(min(e['val_bpc'] for e in v['curve']) for v in variant_runs.values()):.3f}: with under 700k training characters the one-layer models overfit within their budget and dropout moved them by hundredths; a second layer helped more, as far as the budget's steps and the generation speed allow (the wider two-layer LSTM was still improving when its time ran out). A larger text, or deeper and regularised models on faster hardware, is the way further. Generation speeds are single measurements of 500 characters on that shared machine. At batch 1 every character multiplies each weight matrix with one vector; on the AMD host these products read the weights at 6 to 36 GB/s, varying from minute to minute with the load, while a plain sum over as many bytes ran at 64 to 86 GB/s: the matrix-vector routine (MKL's, in PyTorch) and the neighbours on the host, not the memory, set the pace. The sweep budget ({minutes:g} min) is shorter than the final one, so it favours configurations that learn fast; its best cell is not guaranteed to be the best for the longer budget. The face data are 10,000 half-resolution CelebA images; the rotation axis is linear and learned from mirror symmetry alone, so it turns the face only as far as the training poses reach, and it mixes in lighting from the side. The effect labels of latent units come from pixel statistics of decoded images and name regions, not semantic attributes.""")
         r.new_page("Appendix: commands behind every table and figure")
         r.table(["section", "tables and figures", "command (from the repository root)"], REGENERATE,
                 col_widths=[0.08, 0.4, 0.52], height_per_row=0.03)
