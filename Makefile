@@ -70,7 +70,8 @@ train-text: $(STAMP)
 # ARCH:TAG:SETTINGS (comma-separated --set entries); learning curves to report/results/text/runs/ (11 min each).
 ONE_LAYER := model.num_lstm_layers=1,model.d_lstm=512
 RUNS ?= lstm:1x512_d0:$(ONE_LAYER),model.dropout=0.0 lstm:1x512_d0.3:$(ONE_LAYER),model.dropout=0.3 \
-        lstm:1x512_d0.5:$(ONE_LAYER),model.dropout=0.5 lstm:2x512_d0.3:model.d_lstm=512 tcn:d0.1:model.dropout=0.1
+        lstm:1x512_d0.5:$(ONE_LAYER),model.dropout=0.5 lstm:2x512_d0.3:model.d_lstm=512 tcn:d0.1:model.dropout=0.1 \
+        transformer:d256:model.d_model=256,model.linear_layer_size=1024
 variants: $(STAMP)
 	$(BIN)/python exercise1/data_preparation.py --text $(TEXT) --name text
 	mkdir -p $(RESULTS)/text/runs
