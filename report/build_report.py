@@ -43,6 +43,11 @@ def variant_label(arch: str, m: dict) -> str:
     return f"{size_label(arch, m)}, dropout {m.get('dropout', 0):g}"
 
 
+def epoch_label(epoch: float) -> str:
+    """A logged epoch as text: whole epochs without decimals, the partial last one with one."""
+    return f"{epoch:.0f}" if abs(epoch - round(epoch)) < 1e-6 else f"{epoch:.1f}"
+
+
 def best_epoch(curve: list[dict]) -> dict:
     """The logged epoch with the lowest held-out loss."""
     return min(curve, key=lambda e: e["val_bpc"])
@@ -178,7 +183,7 @@ def runs_discussion(text: dict, runs: dict) -> str:
         b, last = best(c), c[-1]
         h = m["d_lstm"]
         trend = ("still improving at the end" if last["val_bpc"] <= b["val_bpc"] + 1e-9 else
-                 f"level at the end (best at epoch {b['epoch']:.0f})")
+                 f"level at the end (best at epoch {epoch_label(b['epoch'])})")
         parts.append(f"{layers(m)} layers of {h} units with dropout {m.get('dropout', 0):g}{' (shipped)' if shipped_run else ''} "
                      f"reach {b['val_bpc']:.3f} bpc in {last['epoch']:.1f} epochs ({last['step']:,} steps), {trend} "
                      f"(train {last['train_bpc']:.3f}, held-out {last['val_bpc']:.3f}); each character then reads "
@@ -199,10 +204,21 @@ def runs_discussion(text: dict, runs: dict) -> str:
                          f"{ship['val_bpc']:.3f} without: it made {v['curve'][-1]['step']:,} steps against "
                          f"{text['tcn']['log'][-1]['step']:,} (the random masks cost time in every step, and the host's speed "
                          f"varied), so the TCN is shipped without")
+    ship_log = text["transformer"]["log"]
+    for k, v in runs.items():
+        if k.startswith("transformer_"):
+            b, last = best(v["curve"]), v["curve"][-1]
+            parts.append(f"the Transformer of {size_label('transformer', v['config']['model'])} reached {b['val_bpc']:.3f} "
+                         f"(best at epoch {epoch_label(b['epoch'])} of {last['epoch']:.1f}, {last['step']:,} steps on the faster Intel "
+                         f"host) and the shipped {size_label('transformer', text['transformer']['config']['model'])} "
+                         f"{best(ship_log)['val_bpc']:.3f} ({ship_log[-1]['step']:,} steps on the AMD host): nearly the same "
+                         f"loss from {text['transformer']['best']['parameters'] / v['parameters']:.0%} of the weights, which "
+                         f"generate {text['transformer']['eval']['chars_per_second']:,.0f} characters/s against "
+                         f"{v['test']['chars_per_second']:,.0f}")
     if not text["transformer"]["config"]["model"].get("dropout"):
-        parts.append("the Transformer was not rerun with dropout: on the slower host that the last runs had, it would have "
-                     "made far fewer steps than its shipped run, so such a run could not separate the effect of dropout from "
-                     "that of the host")
+        improving = best(ship_log)["epoch"] == ship_log[-1]["epoch"]
+        parts.append("the Transformer was not run with dropout"
+                     + (": the shipped one was still improving when its time ran out" if improving else ""))
     joined = "; ".join(parts)
     return "Results. " + joined[:1].upper() + joined[1:] + ". The shipped checkpoints are the best held-out epochs, so overfitting costs the rest of the budget rather than the result."
 
@@ -280,10 +296,6 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
         def train_speed(a):
             return sum(e["chars_per_second"] for e in text[a]["log"]) / len(text[a]["log"])
 
-        def sweep_speed(a):
-            size, lr = final_choice(sweep[a])
-            return sweep[a]["runs"][f"{size}@{lr:g}"]["chars_per_second"]
-
         def sweep_size(a, cell):  # the cell's size overrides on top of the architecture's model config
             return size_label(a, {**text[a]["config"]["model"],
                                   **{k.split(".", 1)[1]: v for k, v in cell["overrides"].items() if k.startswith("model.")}})
@@ -295,21 +307,30 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
         def departure(a):  # how the shipped model differs from the sweep's rule, or None
             rule, m = rule_size(a), text[a]["config"]["model"]
             if size_label(a, m) != rule:
-                return (f"the {NAMES[a]} departs from it: its rule configuration ({rule}) overfitted within the budget, so "
-                        f"other runs of the same budget (table below) were compared and the one with the lowest held-out "
-                        f"loss, {variant_label(a, m)}, is shipped (chosen on the held-out lines, so its figure is slightly "
-                        f"optimistic)")
+                ruled = [v for k, v in variant_runs.items()
+                         if k.split("_", 1)[0] == a and size_label(a, v["config"]["model"]) == rule]
+                rule_best = min((best_epoch(v["curve"])["val_bpc"] for v in ruled), default=float("inf"))
+                if rule_best < text[a]["eval"]["bpc"]:  # the rule's size was better but is not shipped: speed
+                    return (f"the {NAMES[a]} departs from it: the rule's {rule} reached {rule_best:.3f} bpc, but the "
+                            f"{size_label(a, m)} reaches {text[a]['eval']['bpc']:.3f} in the same time and generates about "
+                            f"twice as fast (table below), so the smaller one is shipped")
+                return (f"the {NAMES[a]} departs from it: the rule's {rule} overfitted within the budget (at best "
+                        f"{rule_best:.3f} bpc), so other runs of the same budget (table below) were compared and the one with "
+                        f"the lowest held-out loss, {variant_label(a, m)}, is shipped (chosen on the held-out lines, so its "
+                        f"figure is slightly optimistic)")
             if m.get("dropout"):
                 return f"the {NAMES[a]} adds dropout {m['dropout']:g}, after a first final run without it overfitted"
             return None
 
         departures = [d for d in map(departure, ARCHS) if d]
         dropped_note = "; " + "; ".join(departures) if departures else ""
-        speed_note = "; ".join(f"{NAMES[a]} {train_speed(a):,.0f} characters/s "
-                               + (f"against {sweep_speed(a):,.0f} in its sweep cell"
-                                  if size_label(a, text[a]["config"]["model"]) == rule_size(a) else "(not a size of the sweep)")
-                               for a in ARCHS)
-        r.text(f"""Protocol. Each architecture is trained with one shared loop: random windows of fixed length from the training lines (joined by the line separator), AdamW with a short linear warm-up and a cosine decay to a tenth of the peak learning rate over the time budget, gradient clipping at 1. After every epoch (as many characters as the training split) the held-out loss and a closed-loop sample from a fixed held-out prompt are logged. The best held-out model is kept. Training runs under bf16 autocast (weights, optimiser, loss and evaluation in fp32). Sizes and learning rates come from the sweep of section 2.1 (its best learning rate and the larger of the two best sizes at it){dropped_note}; every run gets the same budget of training time ({text['lstm']['config']['training']['max_minutes']:g} minutes against {sweep['lstm']['minutes']:g} in the sweep). Hosts: the sweep and the final Transformer ran on an Intel Xeon with AMX (bf16 matrix units); this workplace then moved to an AMD EPYC with AVX512-BF16 but no AMX, where the final TCN and LSTM were trained. The training characters/s in the table show what each model got out of its 10 minutes ({speed_note}).""")
+        def speed_against_sweep(a):
+            shipped, lr = size_label(a, text[a]["config"]["model"]), text[a]["config"]["training"]["learning_rate"]
+            cells = [c for c in sweep[a]["runs"].values() if sweep_size(a, c) == shipped and c["learning_rate"] == lr]
+            return f"against {cells[0]['chars_per_second']:,.0f} in its sweep cell" if cells else "(not a cell of the sweep)"
+
+        speed_note = "; ".join(f"{NAMES[a]} {train_speed(a):,.0f} characters/s {speed_against_sweep(a)}" for a in ARCHS)
+        r.text(f"""Protocol. Each architecture is trained with one shared loop: random windows of fixed length from the training lines (joined by the line separator), AdamW with a short linear warm-up and a cosine decay to a tenth of the peak learning rate over the time budget, gradient clipping at 1. After every epoch (as many characters as the training split) the held-out loss and a closed-loop sample from a fixed held-out prompt are logged. The best held-out model is kept. Training runs under bf16 autocast (weights, optimiser, loss and evaluation in fp32). Sizes and learning rates come from the sweep of section 2.1 (its best learning rate and the larger of the two best sizes at it){dropped_note}; every run gets the same budget of training time ({text['lstm']['config']['training']['max_minutes']:g} minutes against {sweep['lstm']['minutes']:g} in the sweep). Hosts: the sweep (and the d_model 256 Transformer of the second table) ran on an Intel Xeon with AMX (bf16 matrix units); this workplace then moved to an AMD EPYC with AVX512-BF16 but no AMX, where the three shipped models were trained. The training characters/s in the table show what each model got out of its 10 minutes ({speed_note}).""")
         rows = []
         for a in ARCHS:
             m, ev, cfg = text[a]["best"], text[a]["eval"], text[a]["config"]
@@ -350,14 +371,17 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
         def overfit(a):
             log = text[a]["log"]
             b, last = best_epoch(log), log[-1]
-            return (f"{NAMES[a]}: best {b['val_bpc']:.3f} at epoch {b['epoch']:.0f} ({b['minutes']:.1f} min), at the end "
+            return (f"{NAMES[a]}: best {b['val_bpc']:.3f} at epoch {epoch_label(b['epoch'])} ({b['minutes']:.1f} min), at the end "
                     f"(epoch {last['epoch']:.1f}) train {last['train_bpc']:.3f} and held-out {last['val_bpc']:.3f}")
 
-        risen = [NAMES[a] for a in ARCHS if text[a]["log"][-1]["val_bpc"] - best_epoch(text[a]["log"])["val_bpc"] >= 0.02]
-        level = [NAMES[a] for a in ARCHS if NAMES[a] not in risen]
-        after_best = "; ".join(x for x in (
-            f"the held-out loss of the {' and '.join(risen)} has risen well above its best" if risen else "",
-            f"that of the {' and '.join(level)} has levelled off" if level else "") if x)
+        def ending(a):
+            log = text[a]["log"]
+            rise = log[-1]["val_bpc"] - best_epoch(log)["val_bpc"]
+            return "risen" if rise >= 0.02 else "improving" if rise <= 0 else "level"
+
+        kinds = {k: [NAMES[a] for a in ARCHS if ending(a) == k] for k in ("risen", "level", "improving")}
+        phrases = {"risen": "has risen well above its best", "level": "has levelled off", "improving": "is still falling"}
+        after_best = "; ".join(f"the held-out loss of the {' and '.join(v)} {phrases[k]}" for k, v in kinds.items() if v)
         r.text(f"""Overfitting, dropout and depth. At the end of the budget every shipped model fits the training lines better than the held-out text ({'; '.join(overfit(a) for a in ARCHS)}): {after_best}. Under 700k training characters are few for models of {min(text[a]['best']['parameters'] for a in ARCHS) / 1e6:.1f} to {max(text[a]['best']['parameters'] for a in ARCHS) / 1e6:.1f}M parameters that see them {min(text[a]['log'][-1]['epoch'] for a in ARCHS):.0f} to {max(text[a]['log'][-1]['epoch'] for a in ARCHS):.0f} times. The sweep's 2-minute runs end before any model overfits, so it could not choose a regulariser; the table below compares the shipped models with other runs of the same budget (`make variants`). Dropout acts {'; '.join(f"in the {NAMES[a]} {DROPOUT_WHERE[a]}" for a in ARCHS)}. Shipped models are marked with *.""")
         rows = []
         for a in ARCHS:
@@ -367,7 +391,7 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
             for tag, cfg, curve, gen in entries:
                 b_, last = best_epoch(curve), curve[-1]
                 rows.append([NAMES[a], variant_label(a, cfg["model"]) + (" *" if tag == "shipped" else ""),
-                             f"{b_['val_bpc']:.3f}", f"{b_['epoch']:.0f} of {last['epoch']:.1f}", f"{last['step']:,}",
+                             f"{b_['val_bpc']:.3f}", f"{epoch_label(b_['epoch'])} of {last['epoch']:.1f}", f"{last['step']:,}",
                              f"{last['train_bpc']:.3f} / {last['val_bpc']:.3f}", f"{gen:,.0f}" if gen else "-"])
         r.table(["model", "variant", "best bpc", "best epoch", "steps", "end: train / held-out", "gen. chars/s"], rows,
                 col_widths=[0.11, 0.33, 0.08, 0.11, 0.08, 0.17, 0.12])
@@ -390,11 +414,11 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
         if f"lstm_{NO_DROPOUT['lstm']}" in variant_runs:
             nd = variant_runs[f"lstm_{NO_DROPOUT['lstm']}"]
             lstm_late = (f"without dropout ({size_label('lstm', nd['config']['model'])}) it memorises the training lines once "
-                         f"those statistics are learned (best epoch {best_epoch(nd['curve'])['epoch']:.0f}); the shipped LSTM "
-                         f"({variant_label('lstm', text['lstm']['config']['model'])}) improves until epoch {best_ep['lstm']:.0f}")
+                         f"those statistics are learned (best epoch {epoch_label(best_epoch(nd['curve'])['epoch'])}); the shipped LSTM "
+                         f"({variant_label('lstm', text['lstm']['config']['model'])}) improves until epoch {epoch_label(best_ep['lstm'])}")
         else:
-            lstm_late = f"its best epoch is {best_ep['lstm']:.0f}"
-        r.text(f"""Interpretation. The first epoch's samples are mostly frequent letters and spaces with roughly the right word lengths: the unigram and bigram statistics are the cheapest loss reduction. Next come frequent short words ("and", "the", "of") and the text's archaic function words ("thou", "thee"), then punctuation after clauses and longer words; late in training the samples keep the style (clause chains joined by "and") and mostly spell real words, but lose the thread after a few words: a model that predicts one character at a time from a few hundred characters of context has learned local syntax and vocabulary, not meaning. Per epoch (the fair axis here, as the hosts differed), held-out bpc after the first epoch is {', '.join(f"{NAMES[a]} {first[a]:.2f}" for a in ARCHS)} and after five {', '.join(f"{NAMES[a]} {at5[a]:.2f}" for a in ARCHS)}; the best epoch is {', '.join(f"{NAMES[a]} {best_ep[a]:.0f}" for a in ARCHS)}. The TCN starts fastest: its convolutions see a fixed window from the first step, so local letter patterns are learned at once, but it then improves least. The Transformer starts slowest (attention has to learn where to look, and its learned positions start as noise) and keeps improving longest, without dropout to {text['transformer']['eval']['bpc']:.3f}. The LSTM {lstm_early}; {lstm_late}.""")
+            lstm_late = f"its best epoch is {epoch_label(best_ep['lstm'])}"
+        r.text(f"""Interpretation. The first epoch's samples are mostly frequent letters and spaces with roughly the right word lengths: the unigram and bigram statistics are the cheapest loss reduction. Next come frequent short words ("and", "the", "of") and the text's archaic function words ("thou", "thee"), then punctuation after clauses and longer words; late in training the samples keep the style (clause chains joined by "and") and mostly spell real words, but lose the thread after a few words: a model that predicts one character at a time from a few hundred characters of context has learned local syntax and vocabulary, not meaning. Per epoch, held-out bpc after the first epoch is {', '.join(f"{NAMES[a]} {first[a]:.2f}" for a in ARCHS)} and after five {', '.join(f"{NAMES[a]} {at5[a]:.2f}" for a in ARCHS)}; the best epoch is {', '.join(f"{NAMES[a]} {epoch_label(best_ep[a])}" for a in ARCHS)}. The TCN starts fastest: its convolutions see a fixed window from the first step, so local letter patterns are learned at once, but it then improves least. The Transformer starts slowest (attention has to learn where to look, and its learned positions start as noise) and keeps improving longest, without dropout to {text['transformer']['eval']['bpc']:.3f}. The LSTM {lstm_early}; {lstm_late}.""")
         # ---------------------------------------------------------------- sweep
         minutes = sweep["lstm"]["minutes"]
         r.new_page("2.1  Model size and learning rate at a fixed budget")
@@ -539,7 +563,7 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
         speed_var = max(var[speed_key]) / min(var[speed_key]) - 1
         speed_arch = f"{NAMES[speed_key[0]]} {speed_key[1]}"
         r.new_page("4  Limitations")
-        r.text(f"""The text models were trained for short fixed budgets on 2 CPU cores each; longer training or larger models on a GPU reach lower loss. Each sweep cell is a single run (seed 0): differences of a few hundredths of a bpc between neighbouring cells are within the run-to-run noise and should not be over-read. The budget is wall-clock time on a shared virtual machine whose speed varied: the same model size ran at up to {speed_var:.0%} different characters/s in different cells (largest for {speed_arch}), and one Transformer cell was rerun on a faster host after a test suite had shared its cores, so cells compare compute on this machine as it was, not a fixed amount of work. The final models did not all run on the same host either (section 2): the final Transformer had an Intel CPU with AMX, the final TCN and LSTM a slower AMD CPU, so the side-by-side table compares the models as trained, and the per-epoch curves are the fairer comparison of what each architecture learns. The best shipped model reaches {min(text[a]['eval']['bpc'] for a in ARCHS):.3f} bpc and the best other run of the final budget {min(min(e['val_bpc'] for e in v['curve']) for v in variant_runs.values()):.3f}: with under 700k training characters the one-layer models overfit within their budget and dropout moved them by hundredths; a second layer helped more, as far as the budget's steps and the generation speed allow (the wider two-layer LSTM was still improving when its time ran out). A larger text, or deeper and regularised models on faster hardware, is the way further. Generation speeds are single measurements of 500 characters on that shared machine. At batch 1 every character multiplies each weight matrix with one vector; on the AMD host these products read the weights at 6 to 36 GB/s, varying from minute to minute with the load, while a plain sum over as many bytes ran at 64 to 86 GB/s: the matrix-vector routine (MKL's, in PyTorch) and the neighbours on the host, not the memory, set the pace. The sweep budget ({minutes:g} min) is shorter than the final one, so it favours configurations that learn fast; its best cell is not guaranteed to be the best for the longer budget. The face data are 10,000 half-resolution CelebA images; the rotation axis is linear and learned from mirror symmetry alone, so it turns the face only as far as the training poses reach, and it mixes in lighting from the side. The effect labels of latent units come from pixel statistics of decoded images and name regions, not semantic attributes.""")
+        r.text(f"""The text models were trained for short fixed budgets on 2 CPU cores each; longer training or larger models on a GPU reach lower loss. Each sweep cell is a single run (seed 0): differences of a few hundredths of a bpc between neighbouring cells are within the run-to-run noise and should not be over-read. The budget is wall-clock time on a shared virtual machine whose speed varied: the same model size ran at up to {speed_var:.0%} different characters/s in different cells (largest for {speed_arch}), and one Transformer cell was rerun on a faster host after a test suite had shared its cores, so cells compare compute on this machine as it was, not a fixed amount of work. The shipped models all ran on the AMD host, the sweep (and the d_model 256 Transformer run) on the faster Intel one, so throughputs and steps compare only within a host. The best shipped model reaches {min(text[a]['eval']['bpc'] for a in ARCHS):.3f} bpc and the best other run of the final budget {min(min(e['val_bpc'] for e in v['curve']) for v in variant_runs.values()):.3f}: with under 700k training characters the one-layer models overfit within their budget and dropout moved them by hundredths; a second layer helped more, as far as the budget's steps and the generation speed allow (the wider two-layer LSTM was still improving when its time ran out). A larger text, or deeper and regularised models on faster hardware, is the way further. Generation speeds are single measurements of 500 characters on that shared machine. At batch 1 every character multiplies each weight matrix with one vector; on the AMD host these products read the weights at 6 to 36 GB/s, varying from minute to minute with the load, while a plain sum over as many bytes ran at 64 to 86 GB/s: the matrix-vector routine (MKL's, in PyTorch) and the neighbours on the host, not the memory, set the pace. The sweep budget ({minutes:g} min) is shorter than the final one, so it favours configurations that learn fast; its best cell is not guaranteed to be the best for the longer budget. The face data are 10,000 half-resolution CelebA images; the rotation axis is linear and learned from mirror symmetry alone, so it turns the face only as far as the training poses reach, and it mixes in lighting from the side. The effect labels of latent units come from pixel statistics of decoded images and name regions, not semantic attributes.""")
         r.new_page("Appendix: commands behind every table and figure")
         r.table(["section", "tables and figures", "command (from the repository root)"], REGENERATE,
                 col_widths=[0.08, 0.4, 0.52], height_per_row=0.03)
