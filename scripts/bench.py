@@ -76,7 +76,8 @@ def main():
         model, *_ = load_text_model(tmp / "ck", arch)
         speeds = bench_generation(model)
         result["text"][arch] = {"parameters": final["parameters"], "train_chars_per_second": final["chars_per_second"],
-                                "held_out_bpc": final["best_val_bpc"], "generation_chars_per_second": statistics.median(speeds),
+                                "held_out_bpc": final["best_val_bpc"],
+                                "generation_chars_per_second": statistics.median(speeds),
                                 "generation_chars_per_second_runs": speeds}
     faces_dir = repo_path(args.dset_dir) / "CelebA"
     if faces_dir.is_dir():

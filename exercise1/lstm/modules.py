@@ -30,7 +30,7 @@ class CharLSTM(nn.Module):
         return "unbounded (recurrent state)"
 
     def forward(self, idx: torch.Tensor, state=None):
-        if state is not None and idx.shape[1] == 1 and not torch.is_grad_enabled():
+        if state is not None and idx.shape[1] == 1 and not torch.is_grad_enabled() and not self.training:
             return self._step(idx[:, 0], state)
         x = F.one_hot(idx, self.d_one_hot).float()  # [B, T, V]
         h, state = self.lstm(x, state)               # [B, T, d_lstm]

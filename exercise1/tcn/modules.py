@@ -77,7 +77,7 @@ class CharTCN(nn.Module):
         return f"receptive field {self.receptive_field} characters"
 
     def forward(self, idx: torch.Tensor, state=None):
-        if state is not None and idx.shape[1] == 1 and not torch.is_grad_enabled():
+        if state is not None and idx.shape[1] == 1 and not torch.is_grad_enabled() and not self.training:
             return self._step(idx[:, 0], state)
         h = F.one_hot(idx, self.d_one_hot).float().transpose(1, 2)  # [B, V, T]
         caches = state if state is not None else [None] * len(self.blocks)
@@ -96,7 +96,8 @@ class CharTCN(nn.Module):
         for block, (c1, c2) in zip(self.blocks, state):
             h, c1 = block.conv1.step(x, c1)
             h, c2 = block.conv2.step(h.relu_(), c2)
-            skip = x if isinstance(block.skip, nn.Identity) else F.linear(x, block.skip.weight[:, :, 0], block.skip.bias)
+            skip = (x if isinstance(block.skip, nn.Identity)
+                    else F.linear(x, block.skip.weight[:, :, 0], block.skip.bias))
             x = (h.relu_() + skip).relu_()                           # [B, C_i]
             new_state.append((c1, c2))
         return F.linear(x, self.head.weight[:, :, 0], self.head.bias)[:, None], new_state  # [B, 1, V]
