@@ -482,7 +482,7 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
         r.text(PE_DISCUSSION)
         # ---------------------------------------------------------------- final models side by side
         r.new_page("2.3  The three final models side by side")
-        r.text("""Each shipped model is its architecture's configuration chosen from the sweep (section 2.1), trained for the final budget (the table in section 2). Generation speed: batch 1, the state reused between characters (LSTM state, TCN per-layer queues, Transformer key/value cache), measured while sampling 500 characters in fp32 on 2 threads. Samples from the same prompt at two temperatures (`test.py --prompt ... --temperature T --seed 1`).""")
+        r.text("""Each shipped model is the one chosen in section 2 (from the sweep of section 2.1 and the other runs of the final budget), trained for the final budget. Generation speed: batch 1, the state reused between characters (LSTM state, TCN per-layer queues, Transformer key/value cache), measured while sampling 500 characters in fp32 on 2 threads. Samples from the same prompt at two temperatures (`test.py --prompt ... --temperature T --seed 1`).""")
         rows = []
         for a in ARCHS:
             m, ev = text[a]["best"], text[a]["eval"]
