@@ -56,7 +56,7 @@ report-results: $(STAMP)
 report: $(STAMP)
 	$(BIN)/python report/build_report.py
 
-# Experiments behind the report (2 CPU cores: sweep ~75 min, text models 3 x 10 min, VAEs 3 x 15 min).
+# Experiments behind the report (2 CPU cores: sweep 66 min, text models 3 x 11 min, variants 5 x 11 min, VAEs 3 x 15 min).
 SWEEP_MINUTES ?= 2
 TEXT_MINUTES ?= 10
 VAE_MINUTES ?= 15
@@ -87,7 +87,7 @@ variants: $(STAMP)
 train-vaes: $(STAMP)
 	bash scripts/train_vaes.sh $(DSET) $(VAE_MINUTES)
 
-# Everything end to end on a CPU: data, sweep, shipped models, analyses, PDF (about 3.5 h here).
+# Everything end to end on a CPU: data, sweep, shipped models, analyses, PDF (about 3.7 h here).
 reproduce: sweep train-text variants train-vaes report-results report
 
 clean-outputs:

@@ -53,6 +53,13 @@ def best_epoch(curve: list[dict]) -> dict:
     return min(curve, key=lambda e: e["val_bpc"])
 
 
+def ending(curve: list[dict]) -> str:
+    """How a run's held-out loss ended: "improving" (the last epoch is the best), "risen" (0.02 bpc or
+    more above its best) or "level"."""
+    rise = curve[-1]["val_bpc"] - best_epoch(curve)["val_bpc"]
+    return "risen" if rise >= 0.02 else "improving" if rise <= 0 else "level"
+
+
 def read_json(path: Path):
     if not path.is_file():
         raise UserError(f"{path} is missing: run `make report-results` first (it needs the shipped checkpoints)")
@@ -178,12 +185,12 @@ def runs_discussion(text: dict, runs: dict) -> str:
                      + ", ".join(f"{d:g} gives {b:.3f}" for d, b, _ in one)
                      + " bpc; the stronger it is, the later the best epoch and the smaller the gap between training and "
                        "held-out loss at the end, but the floor moves by hundredths only")
-    one_gen = max((g for m, _, g, _ in lstm if layers(m) == 1 and g), default=None)
+    one_gen = max(((g, m["d_lstm"]) for m, _, g, _ in lstm if layers(m) == 1 and g), default=None)
     for m, c, gen, shipped_run in sorted((e for e in lstm if layers(e[0]) > 1), key=lambda e: -e[0]["d_lstm"]):
         b, last = best(c), c[-1]
         h = m["d_lstm"]
-        trend = ("still improving at the end" if last["val_bpc"] <= b["val_bpc"] + 1e-9 else
-                 f"level at the end (best at epoch {epoch_label(b['epoch'])})")
+        trend = ("still improving at the end" if ending(c) == "improving" else
+                 f"{'level' if ending(c) == 'level' else 'risen again'} at the end (best at epoch {epoch_label(b['epoch'])})")
         parts.append(f"{layers(m)} layers of {h} units with dropout {m.get('dropout', 0):g}{' (shipped)' if shipped_run else ''} "
                      f"reach {b['val_bpc']:.3f} bpc in {last['epoch']:.1f} epochs ({last['step']:,} steps), {trend} "
                      f"(train {last['train_bpc']:.3f}, held-out {last['val_bpc']:.3f}); each character then reads "
@@ -191,12 +198,12 @@ def runs_discussion(text: dict, runs: dict) -> str:
                      + (f" and generation runs at {gen:,.0f} characters/s" if gen else ""))
     deep = [e for e in lstm if layers(e[0]) > 1]
     if deep:
-        shipped_deep = any(e[3] for e in deep)
+        shipped_gen = next((g for _, _, g, shipped_run in deep if shipped_run), None)
         parts.append("depth helps more than dropout: the second layer lowers the held-out loss although it costs steps"
                      + (", and the narrower stack is the one this budget affords (more steps) and that still generates "
-                        "faster than the project's 2,000 characters/s" if shipped_deep else "")
-                     + (f" (one layer of 512 units: {one_gen:,.0f} characters/s; single measurements of 500 characters)"
-                        if one_gen else ""))
+                        "faster than the project's 2,000 characters/s" if shipped_gen and shipped_gen >= 2000 else "")
+                     + (f" (one layer of {one_gen[1]} units: {one_gen[0]:,.0f} characters/s; single measurements of 500 "
+                        "characters)" if one_gen else ""))
     for k, v in runs.items():
         if k.startswith("tcn_"):
             b, ship = best(v["curve"]), best(text["tcn"]["log"])
@@ -216,9 +223,9 @@ def runs_discussion(text: dict, runs: dict) -> str:
                          f"generate {text['transformer']['eval']['chars_per_second']:,.0f} characters/s against "
                          f"{v['test']['chars_per_second']:,.0f}")
     if not text["transformer"]["config"]["model"].get("dropout"):
-        improving = best(ship_log)["epoch"] == ship_log[-1]["epoch"]
         parts.append("the Transformer was not run with dropout"
-                     + (": the shipped one was still improving when its time ran out" if improving else ""))
+                     + (": the shipped one was still improving when its time ran out"
+                        if ending(ship_log) == "improving" else ""))
     joined = "; ".join(parts)
     return "Results. " + joined[:1].upper() + joined[1:] + ". The shipped checkpoints are the best held-out epochs, so overfitting costs the rest of the budget rather than the result."
 
@@ -374,12 +381,7 @@ Hardware: every model was trained on 2 CPU cores (no GPU) with a fixed wall-cloc
             return (f"{NAMES[a]}: best {b['val_bpc']:.3f} at epoch {epoch_label(b['epoch'])} ({b['minutes']:.1f} min), at the end "
                     f"(epoch {last['epoch']:.1f}) train {last['train_bpc']:.3f} and held-out {last['val_bpc']:.3f}")
 
-        def ending(a):
-            log = text[a]["log"]
-            rise = log[-1]["val_bpc"] - best_epoch(log)["val_bpc"]
-            return "risen" if rise >= 0.02 else "improving" if rise <= 0 else "level"
-
-        kinds = {k: [NAMES[a] for a in ARCHS if ending(a) == k] for k in ("risen", "level", "improving")}
+        kinds = {k: [NAMES[a] for a in ARCHS if ending(text[a]["log"]) == k] for k in ("risen", "level", "improving")}
         phrases = {"risen": "has risen well above its best", "level": "has levelled off", "improving": "is still falling"}
         after_best = "; ".join(f"the held-out loss of the {' and '.join(v)} {phrases[k]}" for k, v in kinds.items() if v)
         r.text(f"""Overfitting, dropout and depth. At the end of the budget every shipped model fits the training lines better than the held-out text ({'; '.join(overfit(a) for a in ARCHS)}): {after_best}. Under 700k training characters are few for models of {min(text[a]['best']['parameters'] for a in ARCHS) / 1e6:.1f} to {max(text[a]['best']['parameters'] for a in ARCHS) / 1e6:.1f}M parameters that see them {min(text[a]['log'][-1]['epoch'] for a in ARCHS):.0f} to {max(text[a]['log'][-1]['epoch'] for a in ARCHS):.0f} times. The sweep's 2-minute runs end before any model overfits, so it could not choose a regulariser; the table below compares the shipped models with other runs of the same budget (`make variants`). Dropout acts {'; '.join(f"in the {NAMES[a]} {DROPOUT_WHERE[a]}" for a in ARCHS)}. Shipped models are marked with *.""")

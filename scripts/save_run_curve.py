@@ -1,6 +1,6 @@
 """Keep the learning curve of a finished text-model run as a small result file for the report.
 
-    python scripts/save_run_curve.py outputs/runs/lstm_1x512_d0 report/results/text/runs/lstm_1x512_d0.json \
+    python scripts/save_run_curve.py outputs/runs/lstm_1x512_d0/lstm report/results/text/runs/lstm_1x512_d0.json \
         --note "the rule's configuration without dropout (10 min)"
 
 Reads <run>/metrics.jsonl, metrics.json and config.json; writes the config, the kept (best held-out)
