@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo bench sweep train-text variants train-vaes report report-results reproduce clean-outputs
+.PHONY: venv test demo bench sweep train-text variants train-vaes classifier report report-results reproduce clean-outputs
 
 venv: $(STAMP)
 $(STAMP): requirements.txt
@@ -25,6 +25,7 @@ demo: $(STAMP)
 	$(BIN)/python exercise2/main.py --task latent_analysis --ckpt_name vae_beta_4
 	$(BIN)/python exercise2/main.py --task latent_analysis --ckpt_name vae_beta_20
 	$(BIN)/python exercise2/main.py --task rotate --ckpt_name vae_beta_4
+	$(BIN)/python exercise2/main.py --task edit --attribute Smiling --ckpt_name vae_beta_4
 	@echo "face analyses written under outputs/vae_beta_*/"
 
 # Speed and short-budget quality on this machine (needs data/text.txt and data/CelebA, or pass paths).
@@ -50,6 +51,10 @@ report-results: $(STAMP)
 	  for task in random_generation latent_analysis rotate; do \
 	    $(BIN)/python exercise2/main.py --task $$task --ckpt_name vae_beta_$$beta --dset_dir $(DSET) --output_dir $(RESULTS) \
 	      --num_faces 2 --num_samples 36 || exit 1; \
+	  done; \
+	  for attr in Smiling Eyeglasses Blond_Hair; do \
+	    $(BIN)/python exercise2/main.py --task edit --attribute $$attr --ckpt_name vae_beta_$$beta --dset_dir $(DSET) \
+	      --output_dir $(RESULTS) --num_faces 3 || exit 1; \
 	  done; \
 	done
 
@@ -86,9 +91,13 @@ variants: $(STAMP)
 	done
 train-vaes: $(STAMP)
 	bash scripts/train_vaes.sh $(DSET) $(VAE_MINUTES)
+# The attribute classifier that measures the face analyses (trained on photos, blurred photos and the
+# shipped VAEs' reconstructions of the training faces; about 7 min here).
+classifier: $(STAMP)
+	$(BIN)/python exercise2/classifier.py --dset_dir $(DSET) --threads 2
 
 # Everything end to end on a CPU: data, sweep, shipped models, analyses, PDF (about 3.7 h here).
-reproduce: sweep train-text variants train-vaes report-results report
+reproduce: sweep train-text variants train-vaes classifier report-results report
 
 clean-outputs:
 	rm -rf outputs

@@ -42,8 +42,16 @@ def list_images(folder: Path) -> list[Path]:
 
 def load_face_folder(folder: str | Path, size: int = 64, cache_dir: str | Path | None = None,
                      workers: int = 2) -> torch.Tensor:
-    """All faces below `folder` as uint8 `[N, 3, size, size]`. The decoded array is cached in
-    `cache_dir` (keyed by the folder, its file list and the size), so later runs load it in a second."""
+    """All faces below `folder` as uint8 `[N, 3, size, size]` (see `load_faces_and_names`)."""
+    return load_faces_and_names(folder, size, cache_dir, workers)[0]
+
+
+def load_faces_and_names(folder: str | Path, size: int = 64, cache_dir: str | Path | None = None,
+                         workers: int = 2) -> tuple[torch.Tensor, list[str]]:
+    """All faces below `folder` as uint8 `[N, 3, size, size]`, and the file name of each (unreadable
+    files are skipped, so names, not positions, tie a face to its annotations). The decoded array is
+    cached in `cache_dir`, keyed by the folder, its file list, the size and the crop, so later runs
+    load it in a second."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"image folder {folder} not found. Put the faces at <dset_dir>/<dataset>/<subfolder>/*.jpg "
@@ -51,10 +59,12 @@ def load_face_folder(folder: str | Path, size: int = 64, cache_dir: str | Path |
     files = list_images(folder)
     if not files:
         raise UserError(f"no images (.jpg, .png, ...) found below {folder}")
-    key = hashlib.sha1(f"{folder.resolve()}|{size}|{len(files)}|{files[0].name}|{files[-1].name}".encode()).hexdigest()[:12]
-    cache = Path(cache_dir) / f"faces_{folder.name}_{size}px_{len(files)}_{key}.npy" if cache_dir else None
+    recipe = f"crop {CROP_FRACTION:.6f} bicubic reducing_gap 3"  # change it when load_face changes
+    key = hashlib.sha1(f"{folder.resolve()}|{size}|{recipe}|{len(files)}|{files[0].name}|{files[-1].name}".encode()).hexdigest()[:12]
+    cache = Path(cache_dir) / f"faces_{folder.name}_{size}px_{len(files)}_{key}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
-        return torch.from_numpy(np.load(cache)).permute(0, 3, 1, 2).contiguous()
+        with np.load(cache) as stored:
+            return torch.from_numpy(stored["faces"]).permute(0, 3, 1, 2).contiguous(), stored["names"].tolist()
 
     def read(path):
         try:
@@ -65,6 +75,7 @@ def load_face_folder(folder: str | Path, size: int = 64, cache_dir: str | Path |
     with ThreadPoolExecutor(max(1, workers)) as pool:  # PIL releases the GIL while decoding
         faces = list(tqdm(pool.map(read, files, chunksize=64), total=len(files), desc=f"decoding {folder.name}",
                           unit="img", disable=len(files) < 500))
+    names = [p.name for p, f in zip(files, faces) if f is not None]
     faces = [f for f in faces if f is not None]
     if not faces:
         raise UserError(f"none of the {len(files)} image files below {folder} could be read")
@@ -72,12 +83,12 @@ def load_face_folder(folder: str | Path, size: int = 64, cache_dir: str | Path |
     if cache is not None:
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp.npy")  # one per process: ranks may race
-            np.save(tmp, array)
+            tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp.npz")  # one per process: ranks may race
+            np.savez(tmp, faces=array, names=np.array(names))
             os.replace(tmp, cache)
         except OSError:
             pass  # a read-only place: work without the cache
-    return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
+    return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous(), names
 
 
 def split_faces(faces: torch.Tensor, val_fraction: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:

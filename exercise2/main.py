@@ -4,6 +4,10 @@
     python exercise2/main.py --task random_generation --ckpt_name vae_beta_0
     python exercise2/main.py --task latent_analysis --ckpt_name vae_beta_4
     python exercise2/main.py --task rotate --ckpt_name vae_beta_4 [--image face.jpg]
+    python exercise2/main.py --task edit --attribute Smiling --ckpt_name vae_beta_4 [--image face.jpg]
+
+The analyses measure with the attribute classifier in checkpoints/face_attributes/ (retrain it with
+python exercise2/classifier.py) and, where the faces have them, CelebA's attribute labels.
 
 Outputs go to <output_dir>/<ckpt_name>/<task>/, checkpoints to <ckpt_dir>/<ckpt_name>/.
 """
@@ -20,7 +24,7 @@ import torch  # noqa: E402
 from utils.device import DEVICE_CHOICES  # noqa: E402
 from utils.errors import UserError, cli  # noqa: E402
 
-TASKS = ("train", "random_generation", "latent_analysis", "rotate")
+TASKS = ("train", "random_generation", "latent_analysis", "rotate", "edit")
 
 
 def str2bool(value: str) -> bool:
@@ -70,10 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     a("--save_step", type=int, default=1000, help="iterations between checkpoints and figures (default: 1000)")
     a("--ckpt_dir", default="checkpoints", help="checkpoint root (default: the repository's checkpoints/)")
     a("--ckpt_name", default=None, help="checkpoint name (default: vae_beta_<beta>)")
-    a("--image", default=None, help="rotate: a face photo of any size (default: held-out faces)")
+    a("--attr_file", default=None,
+      help="CelebA attribute file (default: <dset_dir>/<dataset>/list_attr_celeba.txt or .../Anno/list_attr_celeba.txt)")
+    a("--image", default=None, help="rotate / edit: a face photo of any size (default: held-out faces)")
+    a("--rotation_method", default="yaw_fit", choices=("yaw_fit", "mirror_path", "global_axis"),
+      help="rotate: yaw_fit = along the direction fitted to a measured yaw on mirror pairs (default); mirror_path = "
+           "towards the code of the mirrored face and past it; global_axis = first principal axis of face-minus-mirror codes")
+    a("--attribute", default=None, help="edit: the attribute to add or remove, e.g. Smiling, Eyeglasses, Blond_Hair")
     a("--num_samples", type=int, default=64, help="random_generation: images to decode (default: 64)")
     a("--max_units", type=int, default=10, help="latent_analysis: units shown in the traversal grids (default: 10)")
-    a("--num_faces", type=int, default=4, help="latent_analysis / rotate: faces to show (default: 4)")
+    a("--num_faces", type=int, default=4, help="latent_analysis / rotate / edit: faces to show (default: 4)")
     a("--channels", type=channels, default=[32, 32, 64, 64], help="conv channels at 32, 16, 8, 4 px (default: 32,32,64,64)")
     a("--no_batchnorm", action="store_true", help="build the network without batch normalisation")
     a("--bf16", action="store_true", help="train under bf16 autocast (fast on CUDA Ampere+ and CPUs with AMX or AVX512-BF16; emulated, slow, elsewhere)")
@@ -106,8 +116,10 @@ def main(argv=None):
         solver.generate_from_latent()
     elif args.task == "latent_analysis":
         solver.latent_analysis()
-    else:
+    elif args.task == "rotate":
         solver.rotate()
+    else:
+        solver.edit()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from utils.checkpoint import load_checkpoint, load_state_dict_float32
+from utils.errors import UserError
+
+ARCH_KEYS = ("z_dim", "channels", "batchnorm", "image_size")
+
 
 def conv_block(c_in, c_out, batchnorm):
     """Halves the resolution: 4x4 convolution with stride 2."""
@@ -83,3 +88,20 @@ def vae_loss(logits, x, mu, logvar, beta: float):
     recon = reconstruction_loss(logits, x)
     kl = kl_per_unit(mu, logvar).sum(1).mean()
     return recon + beta * kl, recon, kl
+
+
+def load_vae_checkpoint(path) -> dict:
+    """A beta-VAE checkpoint of this project (on the CPU), or a UserError that says what it is not."""
+    ckpt = load_checkpoint(path)
+    if "z_dim" not in ckpt.get("config", {}):
+        raise UserError(f"{path} is not a beta-VAE checkpoint of this project")
+    return ckpt
+
+
+def load_vae(path) -> BetaVAE:
+    """The trained beta-VAE of a checkpoint, in eval mode on the CPU."""
+    ckpt = load_vae_checkpoint(path)
+    config = ckpt["config"]
+    model = BetaVAE(config["z_dim"], tuple(config["channels"]), config["batchnorm"], config["image_size"])
+    load_state_dict_float32(model, ckpt["model"])
+    return model.eval()

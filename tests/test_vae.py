@@ -43,7 +43,7 @@ def face_dir(tmp_path):
 def test_faces_load_from_mixed_files_and_crop_relative_to_size(face_dir, tmp_path):
     faces = load_face_folder(face_dir / "Faces", 64, cache_dir=tmp_path / "cache")
     assert faces.shape == (24, 3, 64, 64) and faces.dtype == torch.uint8
-    assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
     assert torch.equal(load_face_folder(face_dir / "Faces", 64, cache_dir=tmp_path / "cache"), faces)  # from the cache
     train, val = split_faces(faces)
     assert len(train) == 22 and len(val) == 2 and torch.equal(val, faces[-2:])
@@ -122,14 +122,16 @@ def test_train_resume_and_every_task(face_dir, tmp_path):
     assert {"reconstructions.png", "loss_curves.png"} <= {p.name for p in (tmp_path / "out" / "m" / "train").iterdir()}
 
     for task, files in (("random_generation", ["samples_from_prior.png", "samples_from_fitted_code_distribution.png"]),
-                        ("latent_analysis", ["traversal_face1.png", "traversal_face1.gif", "effect_maps.png"]),
+                        ("latent_analysis", ["traversal_face1.png", "traversal_face1.gif"]),
                         ("rotate", ["rotation.png", "rotation.gif"])):
         run_script(MAIN, "--task", task, "--num_faces", 2, "--num_samples", 9, *common)
         folder = tmp_path / "out" / "m" / task
         for name in files + ["summary.json"]:
             assert (folder / name).is_file(), (task, name)
     result = json.loads((tmp_path / "out" / "m" / "rotate" / "summary.json").read_text())
-    assert "mirror_gap_closed" in result["rotation_figure"]
+    assert result["method"] == "yaw_fit"
+    assert set(result["comparison"]["methods"]) == {"yaw_fit", "mirror_path", "global_axis", "random_control"}
+    assert "mirror_gap_closed" in result["comparison"]["methods"]["yaw_fit"]
     # a photo of any size for rotate; and the analyses without any data (faces decoded from stored codes)
     Image.fromarray(face_like(300, 250)).save(tmp_path / "me.jpg")
     run_script(MAIN, "--task", "rotate", "--image", tmp_path / "me.jpg", *common)
@@ -159,3 +161,42 @@ def test_user_mistakes(face_dir, tmp_path):
     (tmp_path / "ck" / "x").mkdir()
     torch.save({"model": {}, "arch": "lstm", "alphabet": ["a"], "config": {}}, tmp_path / "ck" / "x" / "x.pt")
     fails("--task", "rotate", "--ckpt_dir", tmp_path / "ck", "--ckpt_name", "x", msg="not a beta-VAE checkpoint")
+
+
+def test_analyses_with_attributes_name_units_and_edit(face_dir, tmp_path):
+    """With an attribute file beside the faces: unit names from code AUCs, MIG, the edit task; a
+    malformed file is a clear error; without the file the attribute parts are left out with a note."""
+    sub = face_dir / "Faces" / "img"
+    names = sorted(p.name for p in sub.iterdir() if p.name[0].isdigit())
+    rows = [f"{n} {' '.join('1' if (i + a) % 2 else '-1' for a in range(3))}" for i, n in enumerate(names)]
+    attr = face_dir / "Faces" / "list_attr_celeba.txt"
+    attr.write_text(f"{len(rows)}\nSmiling Male Eyeglasses\n" + "\n".join(rows[::-1]) + "\n")
+    common = ["--dset_dir", face_dir, "--dataset", "Faces", "--ckpt_dir", tmp_path / "ck", "--output_dir", tmp_path / "out",
+              "--cache_dir", "", "--batch_size", 8, "--channels", "8,8,16,16", "--z_dim", 4, "--device", "cpu",
+              "--ckpt_name", "m", "--beta", 0]
+    run_script(MAIN, "--max_iter", 5, *common)
+    assert (tmp_path / "ck" / "m" / "analysis.pt").is_file()
+    out = run_script(MAIN, "--task", "latent_analysis", "--num_faces", 1, *common).stdout
+    assert "attributes: 24 of 24 faces matched by file name" in out
+    summary = json.loads((tmp_path / "out" / "m" / "latent_analysis" / "summary.json").read_text())
+    assert summary["ranking"].startswith("decoded change")       # beta = 0
+    assert len(summary["units"]) == 4
+    changes = [u["mean_abs_change"] for u in summary["units"]]
+    assert changes == sorted(changes, reverse=True)
+    out = run_script(MAIN, "--task", "edit", "--attribute", "Smiling", "--num_faces", 2, *common).stdout
+    assert (tmp_path / "out" / "m" / "edit" / "edit_Smiling.png").is_file()
+    proc = run_script(MAIN, "--task", "edit", "--attribute", "Wings", *common, check=False)
+    assert proc.returncode == 2 and "unknown attribute 'Wings'" in proc.stderr
+    # a malformed attribute file
+    attr.write_text(f"{len(rows)}\nSmiling Male Eyeglasses\n" + "\n".join(rows[:-1] + [names[-1] + " 1 2 1"]) + "\n")
+    proc = run_script(MAIN, "--task", "latent_analysis", *common, check=False)
+    assert proc.returncode == 2 and "must be 1 or -1" in proc.stderr and "Traceback" not in proc.stderr
+    # no attribute file: every analysis still runs, the attribute parts are left out with one line
+    attr.unlink()
+    out = run_script(MAIN, "--task", "latent_analysis", "--num_faces", 1, *common).stdout
+    assert "attribute-based measures are left out: no list_attr_celeba.txt" in out
+    summary = json.loads((tmp_path / "out" / "m" / "latent_analysis" / "summary.json").read_text())
+    assert summary["disentanglement"] is None and "code_auc" not in summary["units"][0]
+    # grey, non-square photo for rotate
+    Image.fromarray(face_like(90, 140)).convert("L").save(tmp_path / "grey.png")
+    run_script(MAIN, "--task", "rotate", "--image", tmp_path / "grey.png", *common)
