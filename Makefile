@@ -59,7 +59,7 @@ report-results: $(STAMP)
 	done
 
 report: $(STAMP)
-	$(BIN)/python report/build_report.py
+	$(BIN)/python report/build.py
 
 # Experiments behind the report (2 CPU cores: sweep 66 min, text models 3 x 11 min, variants 5 x 11 min, VAEs 3 x 15 min).
 SWEEP_MINUTES ?= 2

@@ -249,25 +249,26 @@ def _font(size: int):
 
 
 def labelled_grid(rows: list[torch.Tensor], labels: list[str], title: str | None = None, column_labels=None,
-                  scale: int = 2, label_width: int = 230, pad: int = 2) -> Image.Image:
+                  scale: int = 2, label_width: int = 300, pad: int = 2) -> Image.Image:
     """Rows of images (`[V, 3, H, W]` each, in [0, 1]) with a text label left of each row, an optional
-    title and column captions. Returns a PIL image (saved by the caller)."""
+    title and column captions; fonts sized to stay legible when the grid is printed page-wide.
+    Returns a PIL image (saved by the caller)."""
     v = max(len(r) for r in rows)
     h, w = rows[0].shape[-2:]
     th, tw = h * scale, w * scale
-    font, small = _font(15), _font(13)
-    top = (24 if title else 0) + (18 if column_labels else 0)
+    font, small = _font(21), _font(18)
+    top = (30 if title else 0) + (24 if column_labels else 0)
     canvas = Image.new("RGB", (label_width + v * (tw + pad), top + len(rows) * (th + pad)), "white")
     draw = ImageDraw.Draw(canvas)
     if title:
         draw.text((4, 3), title, fill="black", font=font)
     if column_labels:
         for c, text in enumerate(column_labels):
-            draw.text((label_width + c * (tw + pad) + 4, top - 17), str(text), fill="dimgray", font=small)
+            draw.text((label_width + c * (tw + pad) + 4, top - 22), str(text), fill="dimgray", font=small)
     for r, (images, label) in enumerate(zip(rows, labels)):
         y = top + r * (th + pad)
-        for line_no, line in enumerate(str(label).split("\n")[: max(1, (th - 4) // 16)]):
-            draw.text((4, y + 4 + 16 * line_no), line, fill="black", font=font if line_no == 0 else small)
+        for line_no, line in enumerate(str(label).split("\n")[: max(1, (th - 4) // 22)]):
+            draw.text((4, y + 3 + 22 * line_no), line, fill="black", font=font if line_no == 0 else small)
         for c, img in enumerate(images):
             arr = (img.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
             tile = Image.fromarray(arr).resize((tw, th), Image.NEAREST)

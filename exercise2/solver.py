@@ -761,7 +761,7 @@ class Solver:
                 labels.append("\n".join([head] + row["description"]["lines"]))
             title = f"{self.args.ckpt_name}: face {f + 1}, each row one unit from -3 to +3 std of its codes"
             M.labelled_grid(rows, labels, title, [f"{v:+.1f}" for v in TRAVERSAL_VALUES.tolist()],
-                            label_width=250).save(out / f"traversal_face{f + 1}.png")
+                            label_width=340).save(out / f"traversal_face{f + 1}.png")
             frames = [make_grid(torch.stack([r[v] for r in rows]), nrow=min(8, len(rows)), padding=2, pad_value=1.0)
                       for v in range(len(TRAVERSAL_VALUES))]
             save_gif(frames, out / f"traversal_face{f + 1}.gif")
@@ -820,7 +820,7 @@ class Solver:
             labels.append("\n".join(text))
         columns = ["photo", "recon"] + [f"view {v + 1}" for v in range(views.shape[1])]
         title = f"{args.ckpt_name}: turned by {method} ({ROTATION_METHOD_HELP[method]})"
-        M.labelled_grid(rows, labels, title, columns, label_width=190).save(out / "rotation.png")
+        M.labelled_grid(rows, labels, title, columns, label_width=270).save(out / "rotation.png")
         frames = [make_grid(views[:, k], nrow=len(faces), padding=2, pad_value=1.0) for k in range(views.shape[1])]
         save_gif(frames, out / "rotation.gif")
         files = ["rotation.png", "rotation.gif"]
@@ -891,7 +891,7 @@ class Solver:
         rows = [v for _, s in strips for v in s]
         labels = [f"{name}\nface {i + 1}" for name, s in strips for i in range(len(s))]
         M.labelled_grid(rows, labels, "the same held-out faces turned by each method",
-                        label_width=150).save(out / "rotation_methods.png")
+                        label_width=190).save(out / "rotation_methods.png")
         self._yaw_check_figure(faces, yaw_photos, out / "yaw_check.png")
         return {"faces": len(faces), "near_frontal_faces": int(frontal.sum()), "target_yaw_p10_p90": [lo, hi],
                 "views": ROTATION_VIEWS, "methods": methods,
@@ -907,7 +907,7 @@ class Solver:
             pick = order[i:i + 8]
             rows.append(faces[pick])
             labels.append(f"quantile {q:.2f}\nyaw {yaw[pick].min():+.3f}..{yaw[pick].max():+.3f}")
-        M.labelled_grid(rows, labels, "held-out photos ordered by the yaw measure", label_width=150).save(path)
+        M.labelled_grid(rows, labels, "held-out photos ordered by the yaw measure", label_width=220).save(path)
 
     # ------------------------------------------------------------------ edit
     @torch.no_grad()
@@ -944,7 +944,7 @@ class Solver:
             labels.append("\n".join(text))
         columns = ["photo"] + [f"{s:+.1f}" for s in EDIT_STEPS.tolist()]
         M.labelled_grid(strips, labels, f"{args.ckpt_name}: {args.attribute}, steps along (mean code with - without)",
-                        columns, label_width=150).save(out / f"edit_{args.attribute}.png")
+                        columns, label_width=190).save(out / f"edit_{args.attribute}.png")
         summary = {"source": source, "attribute": args.attribute, "steps": EDIT_STEPS.tolist(),
                    "direction_norm": float(direction.norm()), "files": [f"edit_{args.attribute}.png"]}
         if clf:

@@ -196,7 +196,7 @@ def test_yaw_direction_and_rotation_codes_of_each_method():
 def test_labelled_grid_draws_every_row():
     rows = [torch.rand(5, 3, 16, 16) for _ in range(3)]
     img = M.labelled_grid(rows, ["unit 1\n+Smiling +0.40", "unit 2", "unit 3"], "title", list("abcde"), scale=2, label_width=100)
-    assert img.size == (100 + 5 * (32 + 2), 24 + 18 + 3 * (32 + 2))
+    assert img.size == (100 + 5 * (32 + 2), 30 + 24 + 3 * (32 + 2))
 
 
 # ---------------------------------------------------------------------------------------- classifier

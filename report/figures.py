@@ -1,0 +1,274 @@
+"""Figures and derived facts of the report, from the committed result files and checkpoints only.
+
+    python report/figures.py        # writes report/figures/*.svg and report/figures/facts.json
+
+Plots are SVG (vector); image grids are JPEG copies of the PNGs that the analyses wrote under
+report/results/.
+facts.json holds what the document needs that is not a plain lookup in one result file (samples per
+epoch, a sweep's cells compared at equal steps, the VAEs' training curves); report.typ reads it and
+the result files with json() and guards each sentence that compares numbers with #assert.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+REPORT = Path(__file__).resolve().parent
+REPO = REPORT.parent
+RESULTS = REPORT / "results"
+CKPT = REPO / "checkpoints"
+OUT = REPORT / "figures"
+ARCHS = ("lstm", "tcn", "transformer")
+NAMES = {"lstm": "LSTM", "tcn": "TCN", "transformer": "Transformer"}
+BETAS = (0, 4, 20)
+COLORS = {"lstm": "#1f77b4", "tcn": "#d62728", "transformer": "#2ca02c", 0: "#1f77b4", 4: "#ff7f0e", 20: "#2ca02c"}
+
+plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
+                     "xtick.labelsize": 8, "ytick.labelsize": 8, "svg.fonttype": "none", "axes.grid": True,
+                     "grid.alpha": 0.3, "figure.dpi": 100})
+
+
+def read_json(path: Path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def save(fig, name: str) -> None:
+    fig.savefig(OUT / name, bbox_inches="tight")
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------- exercise 1
+def sweep_figure(sweeps: dict) -> None:
+    """Best held-out bpc against the learning rate, one line per model size, one panel per architecture."""
+    fig, axes = plt.subplots(1, 3, figsize=(7.0, 2.7), sharey=True)
+    for ax, arch in zip(axes, ARCHS):
+        s = sweeps[arch]
+        for size, marker in zip(s["sizes"], "os^"):
+            lrs = [lr for lr in s["learning_rates"] if f"{size}@{lr:g}" in s["runs"]]
+            bpc = [s["runs"][f"{size}@{lr:g}"]["best_val_bpc"] for lr in lrs]
+            params = s["runs"][f"{size}@{lrs[0]:g}"]["parameters"]
+            ax.plot(lrs, bpc, marker=marker, label=f"{size} ({params / 1e6:.2f}M)")
+        ax.set_xscale("log")
+        ax.set_xticks(s["learning_rates"], [f"{lr:g}" for lr in s["learning_rates"]])
+        ax.minorticks_off()
+        ax.set_title(NAMES[arch])
+        ax.set_xlabel("learning rate")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False, ncols=1)
+    axes[0].set_ylabel(f"best held-out bpc ({sweeps['lstm']['minutes']:g} min)")
+    save(fig, "sweep.svg")
+
+
+def curves_figure() -> None:
+    """Held-out (solid) and training (dashed) bpc per epoch of the three shipped text models."""
+    fig, ax = plt.subplots(figsize=(4.6, 2.8))
+    for arch in ARCHS:
+        rows = read_jsonl(CKPT / arch / "metrics.jsonl")
+        ep = [r["epoch"] for r in rows]
+        ax.plot(ep, [r["val_bpc"] for r in rows], color=COLORS[arch], label=f"{NAMES[arch]} held-out")
+        ax.plot(ep, [r["train_bpc"] for r in rows], color=COLORS[arch], ls="--", lw=1, label=f"{NAMES[arch]} train")
+    top = max(max(r["train_bpc"], r["val_bpc"]) for a in ARCHS for r in read_jsonl(CKPT / a / "metrics.jsonl"))
+    ax.set_ylim(1.4, top * 1.03)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("bits per character")
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    save(fig, "text_curves.svg")
+
+
+def runs_figure(runs: dict) -> None:
+    """Held-out bpc per epoch of the other runs of the final budget beside the shipped models."""
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.5))
+    for ax, arch in zip(axes, ("lstm", "tcn")):
+        rows = read_jsonl(CKPT / arch / "metrics.jsonl")
+        ax.plot([r["epoch"] for r in rows], [r["val_bpc"] for r in rows], color="black", lw=2, label="shipped")
+        for tag, run in sorted(runs.items()):
+            if tag.startswith(arch + "_"):
+                ax.plot([c["epoch"] for c in run["curve"]], [c["val_bpc"] for c in run["curve"]],
+                        label=tag.removeprefix(arch + "_").replace("_", " "))
+        ax.set_ylim(1.5, 2.4)
+        ax.set_title(f"{NAMES[arch]}: other runs of the same budget")
+        ax.set_xlabel("epoch")
+        ax.legend(loc="upper center", frameon=False, ncols=2)
+    axes[0].set_ylabel("held-out bpc")
+    save(fig, "runs.svg")
+
+
+def pe_figure(pe: dict) -> None:
+    fig, ax = plt.subplots(figsize=(3.4, 2.3))
+    for name, run in pe["runs"].items():
+        ax.plot([c["step"] for c in run["curve"]], [c["val_bpc"] for c in run["curve"]], marker="o", ms=3, label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel("held-out bpc")
+    ax.legend(loc="upper right", frameon=False, title="positions")
+    save(fig, "positions.svg")
+
+
+def text_facts(sweeps: dict) -> dict:
+    facts = {}
+    for arch in ARCHS:
+        rows = read_jsonl(CKPT / arch / "metrics.jsonl")
+        best = min(rows, key=lambda r: r["val_bpc"])
+        mid = rows[min(2, len(rows) - 1)]
+        facts[arch] = {
+            "epochs": rows[-1]["epoch"], "best_epoch": best["epoch"], "best_val_bpc": best["val_bpc"],
+            "first": {k: rows[0][k] for k in ("epoch", "val_bpc", "sample")},
+            "early": {k: mid[k] for k in ("epoch", "val_bpc", "sample")},
+            "late": {k: best[k] for k in ("epoch", "val_bpc", "sample")},
+            "end_train_bpc": rows[-1]["train_bpc"], "end_val_bpc": rows[-1]["val_bpc"],
+        }
+        # the sweep's best cell against the runner-up, at equal steps (the cells ran different numbers
+        # of steps in the same minutes)
+        s = sweeps[arch]
+        cells = sorted(s["runs"].items(), key=lambda kv: kv[1]["best_val_bpc"])
+        (best_key, b), (second_key, c) = cells[0], cells[1]
+        steps = min(b["steps"], c["steps"])
+
+        def at(run, step):
+            pts = [(p["step"], p["val_bpc"]) for p in run["curve"]]
+            return float(np.interp(step, [p[0] for p in pts], [p[1] for p in pts]))
+
+        facts[arch]["sweep"] = {"best": best_key, "second": second_key, "best_bpc": b["best_val_bpc"],
+                                "second_bpc": c["best_val_bpc"], "best_steps": b["steps"], "second_steps": c["steps"],
+                                "equal_steps": steps, "best_at_equal_steps": at(b, steps),
+                                "second_at_equal_steps": at(c, steps), "steps_ratio": b["steps"] / c["steps"]}
+    return facts
+
+
+# ---------------------------------------------------------------------------------------- exercise 2
+def vae_curves_figure() -> dict:
+    """Held-out reconstruction error, KL and PSNR during training, per beta (from the checkpoints)."""
+    import torch
+
+    hist = {}
+    for beta in BETAS:
+        ck = torch.load(CKPT / f"vae_beta_{beta}" / f"vae_beta_{beta}.pt", map_location="cpu", weights_only=True)
+        hist[beta] = {k: [float(v) for v in vals] for k, vals in ck["history"].items()}
+    fig, axes = plt.subplots(1, 3, figsize=(7.0, 2.3))
+    for beta in BETAS:
+        h = hist[beta]
+        axes[0].plot(h["minutes"], h["val_recon"], color=COLORS[beta], label=f"β = {beta}")
+        axes[1].plot(h["minutes"], h["val_kl"], color=COLORS[beta])
+        axes[2].plot(h["minutes"], h["val_psnr"], color=COLORS[beta])
+    axes[0].set_ylabel("held-out squared error / image")
+    axes[1].set_ylabel("held-out KL (nats / image)")
+    axes[1].set_yscale("log")
+    axes[2].set_ylabel("held-out PSNR (dB)")
+    for ax in axes:
+        ax.set_xlabel("minutes of training")
+    axes[0].legend(loc="upper right", frameon=False)
+    fig.tight_layout()
+    save(fig, "vae_curves.svg")
+    return {str(b): {"final_minutes": hist[b]["minutes"][-1], "first_val_kl": hist[b]["val_kl"][0],
+                     "last_val_kl": hist[b]["val_kl"][-1]} for b in BETAS}
+
+
+def classifier_figure(clf: dict) -> None:
+    """Held-out AUC per attribute on photos and on each VAE's reconstructions."""
+    per = clf["per_attribute"]
+    names = sorted(per["photos"], key=lambda n: -per["photos"][n]["auc"])
+    fig, ax = plt.subplots(figsize=(7.0, 2.9))
+    x = np.arange(len(names))
+    for key, marker, color in (("photos", "o", "black"), ("reconstructions by vae_beta_0", "s", COLORS[0]),
+                               ("reconstructions by vae_beta_4", "^", COLORS[4]),
+                               ("reconstructions by vae_beta_20", "v", COLORS[20])):
+        ax.plot(x, [per[key][n]["auc"] for n in names], marker, color=color, ms=4,
+                label=key.replace("reconstructions by vae_beta_", "reconstructions, β = "))
+    ax.axhline(clf["reliable_auc_threshold"], color="gray", lw=0.8, ls="--")
+    ax.set_xticks(x, [n.replace("_", " ") for n in names], rotation=75, ha="right")
+    ax.set_ylabel("held-out AUC")
+    ax.set_ylim(0.45, 1.0)
+    ax.legend(loc="lower left", frameon=True, ncols=2)
+    save(fig, "classifier.svg")
+
+
+def mig_figure(latent: dict) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(6.2, 2.2))
+    xs = np.arange(len(BETAS))
+    d = [latent[b]["disentanglement"] for b in BETAS]
+    axes[0].bar(xs - 0.18, [x["mig"]["mig"] for x in d], 0.36, yerr=[x["mig"]["bootstrap_std"] for x in d],
+                label=f"{len(d[0]['attributes'])} attributes read on all decodes", capsize=3)
+    axes[0].bar(xs + 0.18, [x["mig_all_attributes"]["mig"] for x in d], 0.36,
+                yerr=[x["mig_all_attributes"]["bootstrap_std"] for x in d], label="all 40 attributes", capsize=3)
+    axes[0].set_ylabel("MIG (held-out)")
+    axes[0].legend(loc="upper left", frameon=False, fontsize=7)
+    axes[0].set_ylim(0, max(x["mig"]["mig"] for x in d) * 1.8)
+    axes[1].bar(xs - 0.18, [x["mean_single_unit_auc"] for x in d], 0.36, label="best single unit")
+    axes[1].bar(xs + 0.18, [x["mean_probe_auc"] for x in d], 0.36, label="linear probe, all units")
+    axes[1].set_ylim(0.5, 1.0)
+    axes[1].set_ylabel("mean held-out AUC")
+    axes[1].legend(loc="upper left", frameon=False, fontsize=7)
+    for ax in axes:
+        ax.set_xticks(xs, [f"β = {b}" for b in BETAS])
+    fig.tight_layout()
+    save(fig, "mig.svg")
+
+
+def rotation_figure(rot: dict) -> None:
+    methods = ("yaw_fit", "mirror_path", "global_axis", "random_control")
+    fig, axes = plt.subplots(1, 2, figsize=(6.6, 2.3))
+    xs = np.arange(len(BETAS))
+    for k, m in enumerate(methods):
+        cover = [rot[b]["comparison"]["methods"][m]["yaw_span"]["covers_target_share"] for b in BETAS]
+        flips = [rot[b]["comparison"]["methods"][m]["identity"]["flip_share"] for b in BETAS]
+        axes[0].bar(xs + (k - 1.5) * 0.2, cover, 0.2, label=m.replace("_", " "))
+        axes[1].bar(xs + (k - 1.5) * 0.2, flips, 0.2)
+    axes[0].set_ylabel("faces whose views span\np10..p90 of held-out yaw")
+    axes[1].set_ylabel("confident identity\npredictions flipped")
+    for ax in axes:
+        ax.set_xticks(xs, [f"β = {b}" for b in BETAS])
+    axes[0].legend(loc="upper left", frameon=False, fontsize=7)
+    axes[0].set_ylim(0, 1.25)
+    fig.tight_layout()
+    save(fig, "rotation_methods.svg")
+
+
+def photo_copies() -> None:
+    """JPEG copies (quality 90) of the analyses' image grids for the PDF: as PNG they would make it
+    over 10 MB (the grids are photos, upscaled for legible labels)."""
+    from PIL import Image
+
+    for png in sorted(RESULTS.glob("vae_beta_*/*/*.png")):
+        out = OUT / "img" / ("__".join(png.relative_to(RESULTS).parts)).replace(".png", ".jpg")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not out.is_file() or out.stat().st_mtime < png.stat().st_mtime:
+            with Image.open(png) as img:
+                img.convert("RGB").save(out, quality=90, optimize=True)
+
+
+def main() -> int:
+    missing = [p for p in (RESULTS / "text" / "sweep_lstm.json", RESULTS / "vae_beta_4" / "rotate" / "summary.json",
+                           CKPT / "face_attributes" / "summary.json") if not p.is_file()]
+    if missing:
+        print(f"error: result files missing ({', '.join(map(str, missing))}): run make report-results", file=sys.stderr)
+        return 2
+    OUT.mkdir(exist_ok=True)
+    sweeps = {a: read_json(RESULTS / "text" / f"sweep_{a}.json") for a in ARCHS}
+    runs = {p.stem: read_json(p) for p in sorted((RESULTS / "text" / "runs").glob("*.json"))}
+    sweep_figure(sweeps)
+    curves_figure()
+    runs_figure(runs)
+    pe_figure(read_json(RESULTS / "text" / "positional_encoding.json"))
+    latent = {b: read_json(RESULTS / f"vae_beta_{b}" / "latent_analysis" / "summary.json") for b in BETAS}
+    rot = {b: read_json(RESULTS / f"vae_beta_{b}" / "rotate" / "summary.json") for b in BETAS}
+    facts = {"text": text_facts(sweeps), "vae": vae_curves_figure()}
+    classifier_figure(read_json(CKPT / "face_attributes" / "summary.json"))
+    mig_figure(latent)
+    rotation_figure(rot)
+    photo_copies()
+    (OUT / "facts.json").write_text(json.dumps(facts, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"figures and facts.json in {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
