@@ -87,18 +87,20 @@ def curves_figure() -> None:
 
 def runs_figure(runs: dict) -> None:
     """Held-out bpc per epoch of the other runs of the final budget beside the shipped models."""
-    fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.5))
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.7))
     for ax, arch in zip(axes, ("lstm", "tcn")):
         rows = read_jsonl(CKPT / arch / "metrics.jsonl")
         ax.plot([r["epoch"] for r in rows], [r["val_bpc"] for r in rows], color="black", lw=2, label="shipped")
+        values = [r["val_bpc"] for r in rows]
         for tag, run in sorted(runs.items()):
             if tag.startswith(arch + "_"):
                 ax.plot([c["epoch"] for c in run["curve"]], [c["val_bpc"] for c in run["curve"]],
                         label=tag.removeprefix(arch + "_").replace("_", " "))
-        ax.set_ylim(1.5, 2.4)
+                values += [c["val_bpc"] for c in run["curve"]]
+        ax.set_ylim(min(values) * 0.97, max(values) * 1.03)  # every point shown
         ax.set_title(f"{NAMES[arch]}: other runs of the same budget")
         ax.set_xlabel("epoch")
-        ax.legend(loc="upper center", frameon=False, ncols=2)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False, ncols=3)
     axes[0].set_ylabel("held-out bpc")
     save(fig, "runs.svg")
 
