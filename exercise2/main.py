@@ -93,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args = build_parser().parse_args(argv)
+    args.explicit = {a[2:].split("=")[0] for a in argv if a.startswith("--")}  # flags given, not defaulted
     if args.beta < 0:
         raise UserError(f"--beta must be >= 0 (0 = plain autoencoder), got {args.beta:g}")
     for name in ("batch_size", "z_dim", "display_step", "save_step", "num_samples", "num_faces", "max_units"):

@@ -33,7 +33,7 @@ from exercise2.measures import yaw_measure
 from exercise2.model import ARCH_KEYS, BetaVAE, kl_per_unit, load_vae_checkpoint, vae_loss
 from utils.checkpoint import atomic_save, load_state_dict_float32, write_json
 from utils.device import autocast, resolve_device
-from utils.distributed import any_rank, cleanup, init_distributed, shard
+from utils.distributed import cleanup, init_distributed, shard, synced_clock
 from utils.errors import UserError
 from utils.paths import repo_path
 
@@ -93,6 +93,7 @@ class Solver:
         self.latent_stats: dict | None = None
         self.summary: dict = {}
         self.train_seconds = 0.0
+        self.best = {"val_loss": float("inf"), "iteration": 0}  # held-out loss (recon + beta KL) of <ckpt_name>.pt
         self._faces = None
         self._names: list[str] | None = None
         self._analysis: dict | None = None
@@ -104,6 +105,15 @@ class Solver:
         self.trained_config = ckpt["config"] if ckpt is not None else {}
         if ckpt is not None:
             arch = {k: ckpt["config"][k] for k in ARCH_KEYS}
+            given = getattr(args, "explicit", set())
+            clash = [f"--{flag} {want} (it has {arch[key]})" for flag, key, want in (
+                ("z_dim", "z_dim", args.z_dim), ("channels", "channels", list(args.channels)),
+                ("no_batchnorm", "batchnorm", not args.no_batchnorm), ("image_size", "image_size", args.image_size))
+                if flag in given and want != (list(arch[key]) if key == "channels" else arch[key])]
+            if clash:
+                raise UserError(f"checkpoint {args.ckpt_name!r} in {self.ckpt_folder.parent} was built otherwise: "
+                                f"{'; '.join(clash)}. Use another --ckpt_name for a new model, or drop those flags "
+                                "to use this one")
         elif args.task != "train":
             raise UserError(f"no checkpoint named {args.ckpt_name!r} in {self.ckpt_folder.parent}: train it first "
                             f"(python exercise2/main.py --beta {args.beta:g} --ckpt_name {args.ckpt_name}) "
@@ -136,6 +146,7 @@ class Solver:
         self.latent_stats = ckpt.get("latent_stats")
         self.summary = ckpt.get("summary", {})
         self.train_seconds = float(ckpt.get("train_seconds", 0.0))
+        self.best = ckpt.get("best", self.best)
         if self.args.task == "train":
             if "optimizer" in ckpt:
                 self.optim.load_state_dict(ckpt["optimizer"])
@@ -152,16 +163,24 @@ class Solver:
         return {**self.arch, "beta": a.beta, "lr": a.lr, "beta1": a.beta1, "beta2": a.beta2, "batch_size": a.batch_size,
                 "dataset": a.dataset, "seed": a.seed, "likelihood": "gaussian (squared error summed over pixels)"}
 
-    def save_checkpoint(self) -> None:
-        if not self.is_main:
-            return
+    def _state(self) -> dict:
         model = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-        common = {"model": model, "config": self._config(), "iteration": self.iteration, "history": self.history,
-                  "latent_stats": self.latent_stats, "summary": self.summary, "train_seconds": self.train_seconds}
-        atomic_save({**common, "optimizer": self.optim.state_dict()}, self.ckpt_folder / "last.pt")
-        atomic_save(common, self.ckpt_folder / f"{self.args.ckpt_name}.pt")  # small: no optimiser state
-        write_json({"config": self._config(), "iteration": self.iteration, **self.summary},
-                   self.ckpt_folder / "summary.json")
+        return {"model": model, "config": self._config(), "iteration": self.iteration, "history": self.history,
+                "latent_stats": self.latent_stats, "summary": self.summary, "train_seconds": self.train_seconds,
+                "best": self.best}
+
+    def save_checkpoint(self) -> None:
+        """last.pt: the latest state with the optimiser, what --resume continues from."""
+        if self.is_main:
+            atomic_save({**self._state(), "optimizer": self.optim.state_dict()}, self.ckpt_folder / "last.pt")
+
+    def save_best(self) -> None:
+        """<ckpt_name>.pt: the model of the best held-out loss so far (as for the text models), without
+        optimiser state; the analyses load it."""
+        if self.is_main:
+            atomic_save(self._state(), self.ckpt_folder / f"{self.args.ckpt_name}.pt")
+            write_json({"config": self._config(), "iteration": self.iteration, **self.summary},
+                       self.ckpt_folder / "summary.json")
 
     # ------------------------------------------------------------------ data
     def faces(self, required: bool = True):
@@ -258,7 +277,8 @@ class Solver:
                 self.optim.step()
                 self.iteration += 1
                 dt = time.perf_counter() - t0
-                session_seconds += dt
+                # one clock for all ranks (the slowest's): the learning rate and the time budget follow it
+                session_seconds, stop = synced_clock(session_seconds + dt, self.iteration >= max_iter, self.dist, self.device)
                 self.train_seconds += dt
                 images_seen += args.batch_size
                 run_recon += recon.item()
@@ -267,8 +287,7 @@ class Solver:
                 bar.update(1)
                 if self.iteration % 20 == 0:
                     bar.set_postfix(recon=f"{recon.item():.1f}", kl=f"{kl.item():.1f}")
-                out_of_time = max_seconds is not None and session_seconds >= max_seconds
-                done = any_rank(out_of_time or self.iteration >= max_iter, self.dist, self.device)
+                done = stop or (max_seconds is not None and session_seconds >= max_seconds)
                 if self.iteration % args.display_step == 0 or done:
                     ev = self.evaluate(val_probe)
                     model.train()
@@ -284,6 +303,10 @@ class Solver:
                                    f"active {ev['active_units']:2d}/{self.arch['z_dim']} | {images_seen / session_seconds:5.0f} img/s")
                     run_recon = run_kl = 0.0
                     run_n = 0
+                    val_loss = ev["recon_per_image"] + args.beta * ev["kl"]
+                    if val_loss < self.best["val_loss"]:
+                        self.best = {"val_loss": val_loss, "iteration": self.iteration}
+                        self.save_best()
                 if self.iteration % args.save_step == 0 or done:
                     self.save_checkpoint()
                     if self.is_main and args.save_output:
@@ -295,7 +318,15 @@ class Solver:
             raise
         finally:
             bar.close()
-        # final figures on the whole held-out split, the latent statistics the analyses need, summary
+        # the kept model is the best held-out one: final figures on the whole held-out split, the latent
+        # statistics the analyses need and the summary are its own
+        last_iteration = self.iteration
+        if self.best["iteration"] != self.iteration and (self.ckpt_folder / f"{args.ckpt_name}.pt").is_file():
+            load_state_dict_float32(self.model, load_vae_checkpoint(self.ckpt_folder / f"{args.ckpt_name}.pt")["model"])
+            self.iteration = self.best["iteration"]
+            if self.is_main:
+                print(f"keeping iteration {self.iteration} (best held-out loss {self.best['val_loss']:.1f}), "
+                      f"not the last ({last_iteration})")
         ev = self.evaluate(val)
         self._analysis = None
         self.latent_stats = self.analysis()  # also kept in analysis.pt
@@ -304,11 +335,12 @@ class Solver:
             "held_out_mse": ev["mse"], "held_out_psnr_db": ev["psnr_db"], "held_out_kl": ev["kl"],
             "kl_per_unit": ev["kl_per_unit"], "active_units": ev["active_units"],
             "informative_units": ev["informative_units"], "iterations": self.iteration,
+            "last_iteration": last_iteration,
             "train_minutes": self.train_seconds / 60,
             "images_per_second": images_seen / session_seconds if session_seconds else None,
             "yaw_gain": self.latent_stats.get("yaw_gain"),
         }
-        self.save_checkpoint()
+        self.save_best()
         if self.is_main:
             write_json({"config": self._config(), **self.summary}, out_dir / "summary.json")
             print(f"held-out: PSNR {ev['psnr_db']:.2f} dB, reconstruction {ev['recon_per_image']:.1f} per image, "

@@ -28,6 +28,7 @@ from tqdm import tqdm  # noqa: E402
 
 from utils.checkpoint import write_json  # noqa: E402
 from utils.errors import UserError, cli  # noqa: E402
+from utils.paths import repo_path  # noqa: E402
 
 # Sizes are named S / M / L; everything not named here comes from the architecture's config.json.
 # The LSTM's sweep ran on one layer without dropout, which its config.json no longer ships.
@@ -104,6 +105,15 @@ def plot_heatmap(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def resolve_paths(args):
+    """Make --ckpt_dir, --data_dir and --out absolute once (relative to the working directory where
+    they exist there, else to the repository), so the runs, their logs and the summaries all use the
+    same folders whatever the working directory."""
+    for name in ("ckpt_dir", "data_dir", "out"):
+        setattr(args, name, str(repo_path(getattr(args, name))))
+    return args
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--archs", nargs="+", default=["transformer", "tcn", "lstm"], choices=list(SIZES))
@@ -115,8 +125,8 @@ def main() -> None:
     p.add_argument("--out", default="report/results/text", help="where the JSON summaries and heat maps go")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
-    out, log_dir = ROOT / args.out, ROOT / args.ckpt_dir
+    args = resolve_paths(p.parse_args())
+    out, log_dir = Path(args.out), Path(args.ckpt_dir)
     out.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
 

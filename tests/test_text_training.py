@@ -116,6 +116,14 @@ def test_user_mistakes_give_clear_messages(tiny_text, tmp_path):
     run_script(train, "--text", tiny_text, "--data_dir", tmp_path / "data", "--epochs", 1, "--batch_size", 8,
                "--seq_len", 32, "--ckpt_dir", ck, "--device", "cpu", "--set", *TINY_SETTINGS["lstm"])
     assert_clean_error(run_script(test, "--ckpt_dir", ck, "--prompt", "The@", check=False), "'@'")
+    assert_clean_error(run_script(test, "--ckpt_dir", ck, "--prompt", "the", "--temperature", "-1", check=False),
+                       "--temperature must be >= 0")
+    assert_clean_error(run_script(test, "--ckpt_dir", ck, "--prompt", "the", "--top_k", "0", check=False),
+                       "--top_k must be >= 1")
+    greedy = [[line for line in run_script(test, "--ckpt_dir", ck, "--prompt", "the", "--length", 20, "--no_eval",
+                                           *flag).stdout.splitlines() if line.startswith("Model:")]
+              for flag in (["--temperature", "0"], ["--greedy"])]
+    assert greedy[0] == greedy[1]  # temperature 0 is greedy, as documented
     assert_clean_error(run_script(REPO_SCRIPT("tcn", "test.py"), "--name", "lstm", "--ckpt_dir", ck, "--prompt", "a",
                                   check=False), "holds a lstm model")
     # resuming with other model settings, and a data set with another alphabet
@@ -131,3 +139,20 @@ def test_user_mistakes_give_clear_messages(tiny_text, tmp_path):
     (ck / "broken" / "broken.pt").write_bytes(b"not a checkpoint")
     assert_clean_error(run_script(test, "--name", "broken", "--ckpt_dir", ck, "--prompt", "a", check=False),
                        "could not read checkpoint")
+
+
+def test_sweep_resolves_its_folders_once_whatever_the_working_directory(tmp_path, monkeypatch):
+    """The sweep's runs, logs and summaries must use the same folders when started from elsewhere
+    (it resolved --ckpt_dir against the working directory in one place and the repository in another)."""
+    import importlib.util
+    from argparse import Namespace
+
+    spec = importlib.util.spec_from_file_location("sweep_text", REPO / "scripts" / "sweep_text.py")
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    args = sweep.resolve_paths(Namespace(ckpt_dir="outputs/sweep", data_dir="mine", out="report/results/text"))
+    assert args.ckpt_dir == str(REPO / "outputs" / "sweep")      # not here: the repository's
+    assert args.data_dir == str(tmp_path / "mine")               # exists here: this one
+    assert args.out == str(REPO / "report" / "results" / "text")

@@ -113,7 +113,12 @@ def test_train_resume_and_every_task(face_dir, tmp_path):
     assert (ck / "m.pt").is_file() and (ck / "last.pt").is_file()
     state = torch.load(ck / "last.pt", map_location="cpu", weights_only=True)
     assert state["iteration"] == 10 and "optimizer" in state
-    assert "optimizer" not in torch.load(ck / "m.pt", weights_only=True)
+    best = torch.load(ck / "m.pt", weights_only=True)
+    assert "optimizer" not in best
+    # m.pt is the model of the best held-out loss (as for the text models), last.pt the latest state
+    h = best["history"]
+    losses = [r + 4 * k for r, k in zip(h["val_recon"], h["val_kl"])]
+    assert best["iteration"] == h["iteration"][losses.index(min(losses))]
     out = run_script(MAIN, "--beta", 4, "--max_iter", 15, *common)
     assert "resuming m from last.pt at iteration 10" in out.stdout
     assert torch.load(ck / "last.pt", weights_only=True)["iteration"] == 15
@@ -155,6 +160,9 @@ def test_user_mistakes(face_dir, tmp_path):
     common = ["--dset_dir", face_dir, "--dataset", "Faces", "--ckpt_dir", tmp_path / "ck", "--output_dir", tmp_path / "o",
               "--cache_dir", "", "--batch_size", 8, "--channels", "8,8,16,16", "--z_dim", 4, "--ckpt_name", "m", "--device", "cpu"]
     run_script(MAIN, "--max_iter", 2, *common)
+    # resuming or analysing with other architecture flags than the checkpoint's: refused, not overridden
+    fails("--max_iter", 4, *common, "--z_dim", 8, msg="--z_dim 8 (it has 4)")
+    fails("--task", "rotate", *common, "--channels", "8,8,16,32", msg="was built otherwise")
     fails("--task", "rotate", "--image", tmp_path / "missing.jpg", *common, msg="not found")
     (tmp_path / "bad.jpg").write_bytes(b"garbage")
     fails("--task", "rotate", "--image", tmp_path / "bad.jpg", *common, msg="cannot read --image")

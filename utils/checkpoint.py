@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 import torch
@@ -11,32 +11,39 @@ import torch
 from utils.errors import UserError
 
 
-def atomic_save(obj, path: str | Path) -> None:
-    """Write `obj` with torch.save to a temporary file in the same folder, then rename it over
-    `path`: a crash leaves either the old file or the new one, never half of one."""
+def _atomic_write(path: str | Path, write) -> None:
+    """Call `write(file)` on a new temporary file in the same folder, flush it to disk, then rename it
+    over `path`: a crash leaves either the old file or the new one, never half of one. The temporary
+    file has a unique name (concurrent writers do not collide) and is created with mode 0666 minus the
+    umask, like any file the user writes, without touching the process-wide umask."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    while True:
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; a checkpoint is an ordinary file
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
+def atomic_save(obj, path: str | Path) -> None:
+    """torch.save `obj` to `path` atomically (see `_atomic_write`)."""
+    _atomic_write(path, lambda f: torch.save(obj, f))
+
+
 def atomic_write_text(text: str, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Write UTF-8 text to `path` atomically (see `_atomic_write`)."""
+    _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def write_json(obj, path: str | Path) -> None:

@@ -53,13 +53,21 @@ def shard(batch: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return batch[info.rank * per:(info.rank + 1) * per]
 
 
-def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
-    """True on every rank if `flag` is true on any (to stop all ranks at the same step)."""
+def max_over_ranks(values: list[float], info: DistInfo, device: torch.device) -> list[float]:
+    """The largest of each value over all ranks, on every rank (one small all-reduce)."""
     if not info.enabled:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
+    return t.tolist()
+
+
+def synced_clock(elapsed: float, stop: bool, info: DistInfo, device: torch.device) -> tuple[float, bool]:
+    """(the slowest rank's elapsed training time, whether any rank wants to stop), the same on every
+    rank. A schedule or a time budget that read each rank's own clock would give the ranks different
+    learning rates, and the replicas of DistributedDataParallel would drift apart."""
+    elapsed, flag = max_over_ranks([elapsed, 1.0 if stop else 0.0], info, device)
+    return elapsed, flag > 0
 
 
 def barrier(info: DistInfo) -> None:

@@ -79,7 +79,8 @@ def build_arg_parser(arch: str) -> argparse.ArgumentParser:
     p.add_argument("--ckpt_dir", default="checkpoints", help="checkpoint root folder")
     p.add_argument("--prompt", default=None, help="text to continue (needs no data, only the checkpoint)")
     p.add_argument("--length", type=int, default=None, help="characters to generate (default: config closed_loop_steps)")
-    p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (lower = safer)")
+    p.add_argument("--temperature", type=float, default=0.8,
+                   help="sampling temperature (lower = safer; 0 = always the most likely character, as --greedy)")
     p.add_argument("--top_k", type=int, default=None, help="sample only among the k most likely characters")
     p.add_argument("--greedy", action="store_true", help="always take the most likely character (the template's argmax)")
     p.add_argument("--num_samples", type=int, default=1, help="independent samples")
@@ -103,6 +104,11 @@ def test_main(arch: str | None, argv=None) -> None:
         args = build_arg_parser(arch or "text").parse_args(argv)
         if args.num_samples < 1 or (args.length is not None and args.length < 0):
             raise UserError("--num_samples must be >= 1 and --length >= 0")
+        if args.temperature < 0:
+            raise UserError(f"--temperature must be >= 0 (0 = always the most likely character, like --greedy), "
+                            f"got {args.temperature:g}")
+        if args.top_k is not None and args.top_k < 1:
+            raise UserError(f"--top_k must be >= 1, got {args.top_k}")
         device = resolve_device(args.device)
         model, config, alphabet, ckpt = load_text_model(repo_path(args.ckpt_dir), args.name, arch)
         model.to(device)

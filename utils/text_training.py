@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from utils.checkpoint import atomic_save, load_checkpoint, load_state_dict_float32, write_json
 from utils.device import DEVICE_CHOICES, autocast, device_name, resolve_device, use_bf16
-from utils.distributed import any_rank, barrier, cleanup, init_distributed, shard
+from utils.distributed import barrier, cleanup, init_distributed, shard, synced_clock
 from utils.errors import UserError, cli
 from utils.helper_functions import decode
 from utils.paths import repo_path
@@ -39,45 +39,62 @@ TRAINING_DEFAULTS = {
 }
 
 
+LSTM_WARMUP = 1024  # characters of context a lane of the LSTM reads before it is scored
+
+
 @torch.no_grad()
 def evaluate(model, stream: torch.Tensor, seq_len: int, device, lanes: int = 16) -> dict:
     """Held-out loss with every character predicted from as much context as the model can use.
 
-    The stream is cut into `lanes` contiguous pieces processed side by side. The LSTM and the TCN
-    carry their state from chunk to chunk (so the TCN sees its full receptive field); the
-    Transformer slides a window of its whole context with a stride of half of it, so every scored
-    character has at least context/2 predecessors. Returns the mean negative log-likelihood in nats,
+    The targets are cut into `lanes` contiguous pieces processed side by side. Each lane after the
+    first starts reading earlier than its first scored character, by the context the model can use
+    (the TCN's receptive field, the Transformer's window, LSTM_WARMUP characters for the LSTM), so a
+    lane boundary costs no context; every character is scored exactly once, the tail included. The
+    LSTM and the TCN carry their state from chunk to chunk; the Transformer slides a window of its
+    whole context with a stride of half of it, so every scored character has at least context/2
+    predecessors (all it can see, up to its window). Returns the mean negative log-likelihood in nats,
     bits per character and next-character accuracy."""
     was_training = model.training
     model.eval()
-    lanes = max(1, min(lanes, (len(stream) - 1) // max(seq_len, 1)))
-    per_lane = (len(stream) - 1) // lanes
-    x = stream[: lanes * per_lane].view(lanes, per_lane).to(device)          # [lanes, L]
-    y = stream[1: lanes * per_lane + 1].view(lanes, per_lane).to(device)     # [lanes, L]
+    n = len(stream) - 1                                                      # characters to predict
+    lanes = max(1, min(lanes, n // max(seq_len, 1)))
+    per = -(-n // lanes)
     ctx = getattr(model, "max_context", None)
+    warm = ctx if ctx is not None else getattr(model, "receptive_field", None) or LSTM_WARMUP
+    bounds = [(i * per, min((i + 1) * per, n)) for i in range(lanes)]
+    starts = [max(0, a - warm) for a, _ in bounds]
+    length = max(b - s for (_, b), s in zip(bounds, starts))
+    x = torch.zeros(lanes, length, dtype=stream.dtype)                      # [lanes, L] (zero padded)
+    y = torch.zeros(lanes, length, dtype=stream.dtype)
+    scored = torch.zeros(lanes, length, dtype=torch.bool)                   # which targets count
+    for i, ((a, b), s) in enumerate(zip(bounds, starts)):
+        x[i, : b - s] = stream[s:b]
+        y[i, : b - s] = stream[s + 1:b + 1]
+        scored[i, a - s:b - s] = True
+    x, y, scored = x.to(device), y.to(device), scored.to(device)
     nll, correct = 0.0, 0
 
-    def score(logits, target):
+    def score(logits, t0, t1):
         nonlocal nll, correct
-        logits = logits.float()
-        nll += F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="sum").item()
-        correct += (logits.argmax(-1) == target).sum().item()
+        logits, target, mask = logits.float(), y[:, t0:t1], scored[:, t0:t1]
+        losses = F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none").view_as(target)
+        nll += losses[mask].sum().item()
+        correct += ((logits.argmax(-1) == target) & mask).sum().item()
 
     if ctx is None:  # recurrent state or convolution queues: carry them along the stream
         state = None
-        for t in range(0, per_lane, seq_len):
+        for t in range(0, length, seq_len):
             logits, state = model(x[:, t:t + seq_len], state)
-            score(logits, y[:, t:t + seq_len])
+            score(logits, t, t + logits.shape[1])
     else:
         stride = max(1, ctx // 2)
-        for t in range(0, per_lane, stride):
+        for t in range(0, length, stride):
             begin = max(0, t + stride - ctx)
             logits, _ = model(x[:, begin:t + stride])
-            score(logits[:, t - begin:], y[:, t:t + stride])
+            score(logits[:, t - begin:], t, t + logits.shape[1] - (t - begin))
     model.train(was_training)
-    count = lanes * per_lane
-    loss = nll / count
-    return {"loss_nats": loss, "bpc": loss / LN2, "accuracy": correct / count, "chars": count}
+    loss = nll / n
+    return {"loss_nats": loss, "bpc": loss / LN2, "accuracy": correct / n, "chars": n}
 
 
 def lr_at(progress: float, step: int, cfg: dict) -> float:
@@ -283,13 +300,14 @@ def train(arch: str, config: dict, ckpt_dir: str = "checkpoints", resume: bool =
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
             opt.step()
             state["step"] += 1
-            state["elapsed"] += time.perf_counter() - t0
+            # one clock for all ranks (the slowest's): the learning rate and the time budget follow it
+            state["elapsed"], stop = synced_clock(state["elapsed"] + time.perf_counter() - t0,
+                                                  state["step"] >= total_steps, dist_info, device)
             running += loss.item()
             n_running += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{opt.param_groups[0]['lr']:.1e}")
-            out_of_time = max_seconds is not None and state["elapsed"] >= max_seconds
-            done = any_rank(out_of_time or state["step"] >= total_steps, dist_info, device)
+            done = stop or (max_seconds is not None and state["elapsed"] >= max_seconds)
             if state["step"] % steps_per_epoch == 0 or done:
                 state["epoch"] = state["step"] / steps_per_epoch
                 end_of_epoch(running / n_running)
