@@ -156,3 +156,24 @@ def test_sweep_resolves_its_folders_once_whatever_the_working_directory(tmp_path
     assert args.ckpt_dir == str(REPO / "outputs" / "sweep")      # not here: the repository's
     assert args.data_dir == str(tmp_path / "mine")               # exists here: this one
     assert args.out == str(REPO / "report" / "results" / "text")
+
+
+def test_right_sized_training_evaluates_on_a_schedule_and_stops_by_itself(tiny_text, tmp_path):
+    train = REPO_SCRIPT("lstm", "train.py")
+    common = ["--text", tiny_text, "--data_dir", tmp_path / "data", "--batch_size", 8, "--seq_len", 32, "--device", "cpu"]
+    sets = ["--set", *TINY_SETTINGS["lstm"], "training.sample_length=5"]
+    # a small text has few steps per epoch (11 here): evaluate every min_eval_steps steps, not every epoch
+    out = run_script(train, *common, "--epochs", 3, "--patience", 0, "--ckpt_dir", tmp_path / "a",
+                     *sets, "training.min_eval_steps=20").stdout
+    assert "held-out evaluation and a sample every 20 steps (1.8 epochs)" in out and "no early stop" in out
+    steps = [json.loads(line)["step"] for line in (tmp_path / "a/lstm/metrics.jsonl").read_text().splitlines()]
+    assert steps == [20, 33]
+    # a learning rate far too high: the held-out loss stops improving and the run ends by itself
+    out = run_script(train, *common, "--epochs", 100, "--patience", 2, "--lr", 3.0, "--ckpt_dir", tmp_path / "b",
+                     *sets, "training.min_eval_steps=5").stdout
+    assert "stopping early: no better held-out loss in the last 2 evaluations" in out
+    history = [json.loads(line) for line in (tmp_path / "b/lstm/metrics.jsonl").read_text().splitlines()]
+    best = min(range(len(history)), key=lambda i: history[i]["val_bpc"])
+    assert len(history) == best + 3 and history[-1]["step"] < 1100
+    proc = run_script(train, *common, "--patience", -1, "--ckpt_dir", tmp_path / "c", check=False)
+    assert proc.returncode == 2 and "--patience must be >= 0" in proc.stderr

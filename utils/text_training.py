@@ -36,6 +36,10 @@ TRAINING_DEFAULTS = {
     "save_model": True, "epochs": 2000, "max_minutes": None, "learning_rate": 2e-3, "batch_size": 64,
     "seq_len": 128, "grad_clip": 1.0, "weight_decay": 0.01, "warmup_steps": 50, "min_lr_ratio": 0.1,
     "sample_length": 200, "bf16": "auto",
+    # right-sized on any text: evaluate (held-out loss, sample) once an epoch but at most every
+    # min_eval_steps steps (a chapter has a few steps per epoch), and stop after `patience`
+    # evaluations without a better held-out loss (0: never stop early)
+    "min_eval_steps": 50, "patience": 8,
 }
 
 
@@ -123,6 +127,9 @@ def build_arg_parser(arch: str) -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="model name: checkpoints go to <ckpt_dir>/<name>/; default: config model.name")
     p.add_argument("--ckpt_dir", default="checkpoints", help="checkpoint root folder")
     p.add_argument("--resume", action="store_true", help="continue from <ckpt_dir>/<name>/last.pt")
+    p.add_argument("--patience", type=int, default=None,
+                   help="stop after this many held-out evaluations without a better loss; 0 = never (default: "
+                        f"config training.patience or {TRAINING_DEFAULTS['patience']})")
     p.add_argument("--seed", type=int, default=0, help="random seed (initialisation and batches)")
     p.add_argument("--device", default=None, choices=DEVICE_CHOICES, help="default: config general.device or auto")
     prec = p.add_mutually_exclusive_group()
@@ -151,9 +158,11 @@ def apply_overrides(config: dict, args) -> dict:
             config.setdefault(section, {})[name] = value
     t = config["training"]
     for flag, key in (("epochs", "epochs"), ("max_minutes", "max_minutes"), ("lr", "learning_rate"),
-                      ("batch_size", "batch_size"), ("seq_len", "seq_len")):
+                      ("batch_size", "batch_size"), ("seq_len", "seq_len"), ("patience", "patience")):
         if getattr(args, flag) is not None:
             t[key] = getattr(args, flag)
+    if t.get("patience") is not None and t["patience"] < 0:
+        raise UserError(f"--patience must be >= 0 (0 = never stop early), got {t['patience']}")
     if args.bf16 or args.fp32:
         t["bf16"] = bool(args.bf16)
     if args.name:
@@ -198,7 +207,9 @@ def train(arch: str, config: dict, ckpt_dir: str = "checkpoints", resume: bool =
     steps_per_epoch = max(1, len(train_stream) // (cfg["batch_size"] * cfg["seq_len"]))
     total_steps = steps_per_epoch * cfg["epochs"]
     max_seconds = cfg["max_minutes"] * 60 if cfg.get("max_minutes") else None
-    state = {"step": 0, "epoch": 0, "elapsed": 0.0, "best_bpc": float("inf"), "history": []}
+    eval_interval = max(steps_per_epoch, int(cfg["min_eval_steps"]))
+    patience = int(cfg["patience"] or 0)
+    state = {"step": 0, "epoch": 0, "elapsed": 0.0, "best_bpc": float("inf"), "history": [], "since_best": 0}
 
     last_path = out_dir / "last.pt"
     if resume:
@@ -231,6 +242,9 @@ def train(arch: str, config: dict, ckpt_dir: str = "checkpoints", resume: bool =
         f"[{device_name(device)}]"
         f" ({'bf16 autocast' if bf16 else 'fp32'})"
         + (f", {dist_info.world_size} processes" if dist_info.enabled else ""))
+    log(f"held-out evaluation and a sample every {eval_interval} steps ({eval_interval / steps_per_epoch:.1f} epochs); "
+        + (f"stops early after {patience} evaluations without a better held-out loss (--patience 0: never)"
+           if patience else "no early stop (--patience 0)"))
     if dist_info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json(config, out_dir / "config.json")
@@ -266,6 +280,11 @@ def train(arch: str, config: dict, ckpt_dir: str = "checkpoints", resume: bool =
                 f.write(line + "\n    sample: " + repr(sample) + "\n")
             with open(out_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        if metrics["bpc"] < state["best_bpc"]:
+            state["since_best"] = 0
+        else:
+            state["since_best"] = state.get("since_best", 0) + 1
+        if dist_info.is_main:
             if metrics["bpc"] < state["best_bpc"]:
                 state["best_bpc"] = metrics["bpc"]
                 if cfg.get("save_model", True):
@@ -273,6 +292,8 @@ def train(arch: str, config: dict, ckpt_dir: str = "checkpoints", resume: bool =
                             "parameters": n_params, **{f"val_{k}": v for k, v in metrics.items()}}
                     atomic_save(checkpoint_dict({"metrics": best}), out_dir / f"{name}.pt")
                     write_json(best, out_dir / "metrics.json")
+        if not dist_info.is_main and metrics["bpc"] < state["best_bpc"]:
+            state["best_bpc"] = metrics["bpc"]  # every rank keeps the same patience count
         save_last()
         return entry
 
@@ -308,10 +329,14 @@ def train(arch: str, config: dict, ckpt_dir: str = "checkpoints", resume: bool =
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{opt.param_groups[0]['lr']:.1e}")
             done = stop or (max_seconds is not None and state["elapsed"] >= max_seconds)
-            if state["step"] % steps_per_epoch == 0 or done:
+            if state["step"] % eval_interval == 0 or done:
                 state["epoch"] = state["step"] / steps_per_epoch
                 end_of_epoch(running / n_running)
                 running, n_running = 0.0, 0
+                if patience and state["since_best"] >= patience and not done:
+                    log(f"stopping early: no better held-out loss in the last {patience} evaluations "
+                        f"(best {state['best_bpc']:.3f} bpc, kept in {name}.pt)")
+                    done = True
     except KeyboardInterrupt:
         if dist_info.is_main:
             tqdm.write("interrupted: saving the last state (continue with --resume)")
