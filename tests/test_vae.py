@@ -208,3 +208,14 @@ def test_analyses_with_attributes_name_units_and_edit(face_dir, tmp_path):
     # grey, non-square photo for rotate
     Image.fromarray(face_like(90, 140)).convert("L").save(tmp_path / "grey.png")
     run_script(MAIN, "--task", "rotate", "--image", tmp_path / "grey.png", *common)
+
+
+def test_face_cache_is_keyed_by_the_crop(face_dir, tmp_path, monkeypatch):
+    """A cache made with other crop settings must not be reused (its key used to ignore them)."""
+    import exercise2.dataset as dataset
+
+    first = load_face_folder(face_dir / "Faces", 64, cache_dir=tmp_path / "cache")
+    monkeypatch.setattr(dataset, "CROP_FRACTION", 0.6)
+    second = load_face_folder(face_dir / "Faces", 64, cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+    assert not torch.equal(first, second)
