@@ -29,7 +29,7 @@ from utils.paths import repo_path  # noqa: E402
 def bench_generation(model, n: int = 1000, repeats: int = 5) -> list[float]:
     """Characters/s of `repeats` generations of n characters at batch 1 (a shared host varies
     from one second to the next, so one figure says little)."""
-    from utils.text_generation import generate
+    from exercise1.generation import generate
     prompt = torch.tensor([1, 2, 3])
     generate(model, prompt, 20)  # warm-up
     speeds = []
@@ -54,8 +54,8 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     from exercise1.data_preparation import txt_to_numpy
-    from utils.text_models import default_config_path, load_text_model, read_config
-    from utils.text_training import train
+    from exercise1.models import default_config_path, load_text_model, read_config
+    from exercise1.training import train
 
     result = {"machine": {"platform": platform.platform(), "processor": device_name(torch.device("cpu")),
                           "torch": torch.__version__, "threads": torch.get_num_threads(),

@@ -7,7 +7,7 @@ from exercise1.data_preparation import txt_to_npy, txt_to_numpy
 from utils.errors import UserError
 from utils.helper_functions import (char_to_one_hot, decode, encode, one_hot_to_char, one_hot_to_string,
                                     string_to_one_hot)
-from utils.text_data import load_text_data, random_windows
+from exercise1.data import load_text_data, random_windows
 
 
 def test_one_hot_round_trip():

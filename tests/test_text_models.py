@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from utils.text_generation import generate
-from utils.text_models import ARCHITECTURES, build_model
+from exercise1.generation import generate
+from exercise1.models import ARCHITECTURES, build_model
 
 V = 11
 CONFIGS = {
@@ -60,12 +60,14 @@ def test_explicit_bf16_attention_matches_the_fused_kernel():
     from exercise1.transformer.modules import attention
     torch.manual_seed(0)
     q, k, v = torch.randn(3, 2, 4, 9, 8).unbind(0)
-    partial = torch.ones(3, 9, dtype=torch.bool).tril(diagonal=6)  # 3 new queries after 6 cached keys
-    for qq, mask in ((q, None), (q[:, :, -1:], False), (q[:, :, -3:], partial)):
-        ref = attention(qq, k, v, mask, 0.0)  # fp32: PyTorch's fused kernel
-        got = attention(qq.bfloat16(), k.bfloat16(), v.bfloat16(), mask, 0.0)  # the explicit CPU bf16 path
+    # all 9 positions (causal), one new query after 8 cached keys, 3 new queries after 6 cached keys
+    for qq in (q, q[:, :, -1:], q[:, :, -3:]):
+        ref = attention(qq, k, v, 0.0)  # fp32: PyTorch's fused kernel
+        got = attention(qq.bfloat16(), k.bfloat16(), v.bfloat16(), 0.0)  # the explicit CPU bf16 path
         assert got.dtype == torch.bfloat16
         assert (got.float() - ref).abs().max() < 0.05
+    # and the causal structure is the one a full pass has: the last 3 queries as part of all 9
+    assert torch.allclose(attention(q[:, :, -3:], k, v, 0.0), attention(q, k, v, 0.0)[:, :, -3:], atol=1e-5)
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -76,10 +78,10 @@ def test_incremental_equals_full_forward(name):
         full, _ = model(x)
         init = getattr(model, "init_state", None)
         state = init(2, "cpu") if init else None
-        first, state = model(x[:, :5], state)  # a prompt of 5, then one character at a time
+        first, state = model(x[:, :5], state)  # a prompt of 5, then one character at a time: step()
         steps = [first]
         for t in range(5, 35):
-            logits, state = model(x[:, t:t + 1], state)
+            logits, state = model.step(x[:, t], state)
             steps.append(logits)
     assert torch.allclose(torch.cat(steps, 1), full, atol=1e-4)
 
@@ -92,7 +94,7 @@ def test_tcn_receptive_field_matches_the_formula_and_the_shipped_config():
     x2[0, 99 - 61] = (x2[0, 99 - 61] + 1) % V  # just outside the receptive field of the last output
     with torch.no_grad():
         assert torch.allclose(model(x)[0][0, -1], model(x2)[0][0, -1])
-    from utils.text_models import default_config_path, read_config
+    from exercise1.models import default_config_path, read_config
     shipped = build_model("tcn", read_config(default_config_path("tcn")), V)
     assert shipped.receptive_field >= 128
 
@@ -119,7 +121,7 @@ def test_all_architectures_registered():
 def test_evaluate_scores_each_character_with_its_full_context(name):
     import math
     import torch.nn.functional as F
-    from utils.text_training import evaluate
+    from exercise1.evaluation import evaluate
     model = make(name)
     stream = torch.randint(0, V, (301,))
     with torch.no_grad():
@@ -140,7 +142,7 @@ def test_evaluate_scores_each_character_with_its_full_context(name):
 @pytest.mark.parametrize("name", ["lstm", "tcn"])
 def test_evaluation_scores_every_character_with_full_context_whatever_the_lanes(name):
     """Lanes used to restart without context and to drop the tail that did not fill a lane."""
-    from utils.text_training import evaluate
+    from exercise1.evaluation import evaluate
 
     model = make(name)
     stream = torch.randint(0, V, (603,), generator=torch.Generator().manual_seed(1))  # 602 targets: no even split
@@ -159,8 +161,21 @@ def test_evaluation_scores_every_character_with_full_context_whatever_the_lanes(
 
 
 def test_transformer_evaluation_scores_the_tail():
-    from utils.text_training import evaluate
+    from exercise1.evaluation import evaluate
 
     model = make("transformer")
     stream = torch.randint(0, V, (603,), generator=torch.Generator().manual_seed(1))
     assert evaluate(model, stream, seq_len=32, device="cpu", lanes=7)["chars"] == 602
+
+
+@pytest.mark.parametrize("module", ["data", "data_preparation", "evaluation", "generation", "models", "training",
+                                    "lstm.modules", "tcn.modules", "transformer.modules"])
+def test_each_exercise1_module_imports_on_its_own(module):
+    """Dependencies point one way (no cycles hidden by function-local imports): each module imports
+    first, in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    proc = subprocess.run([sys.executable, "-c", f"import exercise1.{module}"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

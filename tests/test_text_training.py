@@ -5,9 +5,10 @@ import torch
 
 from conftest import REPO, TINY_SETTINGS, run_script
 from exercise1.data_preparation import txt_to_numpy
-from utils.text_data import load_text_data
-from utils.text_models import default_config_path, read_config
-from utils.text_training import evaluate, train
+from exercise1.data import load_text_data
+from exercise1.models import default_config_path, read_config
+from exercise1.evaluation import evaluate
+from exercise1.training import train
 
 
 def tiny_config(arch, data_dir, **training):
@@ -29,7 +30,7 @@ def test_tiny_lstm_overfits_tiny_text(tiny_text, tmp_path):
     final = train("lstm", config, ckpt_dir=tmp_path / "ck")
     data = load_text_data(tmp_path / "data" / "tiny")
     assert final["train_loss_nats"] < 0.6, final  # a uniform guess is ln(alphabet) ~ 3.4 nats
-    from utils.text_models import load_text_model
+    from exercise1.models import load_text_model
     model, *_ = load_text_model(tmp_path / "ck", "lstm")
     assert evaluate(model, torch.from_numpy(data.train), 32, "cpu")["loss_nats"] < 0.6
     log = (tmp_path / "ck" / "lstm" / "train_log.txt").read_text()

@@ -1,1 +1,1 @@
-"""Code shared by the exercise scripts: one-hot helpers, data, training, generation, checkpoints."""
+"""What both exercises share: the course's one-hot helpers, checkpoints, devices, torchrun, errors, paths."""

@@ -2,14 +2,14 @@
 
     python exercise1/transformer/train.py --text data/text.txt --max_minutes 10
 
-Run with --help for every flag; utils/text_training.py holds the loop.
+Run with --help for every flag; exercise1/training.py holds the loop.
 """
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from any working directory
 
-from utils.text_training import train_main  # noqa: E402
+from exercise1.training import train_main  # noqa: E402
 
 if __name__ == "__main__":
     train_main("transformer")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from exercise1.data_preparation import make_split
 from utils.errors import UserError
 
 
@@ -38,7 +39,6 @@ def load_text_data(folder: str | Path) -> TextData:
     if split_file.is_file():
         split = json.loads(split_file.read_text())
     else:  # a folder made by the course's own script: make the same deterministic split here
-        from exercise1.data_preparation import make_split
         split = make_split(len(lines))
     if max(split["train"] + split["val"]) >= len(lines):
         raise UserError(f"{split_file} does not match the {len(lines)} samples in {folder}: prepare the data again")

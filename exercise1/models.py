@@ -1,27 +1,24 @@
 """The three text architectures behind one interface, and loading a trained one from its checkpoint.
 
 Every model maps character indices `[B, T]` (and an optional state) to logits `[B, T, V]` and the
-new state; `max_context` is None or the longest sequence it accepts. Only this file knows where the
-architectures live.
+new state; `max_context` is None or the longest sequence it accepts. ARCHITECTURES is the registry.
 """
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from exercise1.lstm.modules import CharLSTM
+from exercise1.tcn.modules import CharTCN
+from exercise1.transformer.modules import CharTransformer
 from utils.checkpoint import load_checkpoint, load_state_dict_float32
 from utils.errors import UserError
 from utils.paths import REPO_ROOT
 
-ARCHITECTURES = {
-    "lstm": ("exercise1.lstm.modules", "CharLSTM"),
-    "tcn": ("exercise1.tcn.modules", "CharTCN"),
-    "transformer": ("exercise1.transformer.modules", "CharTransformer"),
-}
+ARCHITECTURES = {"lstm": CharLSTM, "tcn": CharTCN, "transformer": CharTransformer}
 
 
 def default_config_path(arch: str) -> Path:
@@ -41,10 +38,8 @@ def read_config(path: str | Path) -> dict:
 def build_model(arch: str, config: dict, d_one_hot: int) -> torch.nn.Module:
     if arch not in ARCHITECTURES:
         raise UserError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
-    module, cls = ARCHITECTURES[arch]
-    model_cls = getattr(importlib.import_module(module), cls)
     try:
-        return model_cls.from_config(config.get("model", {}), d_one_hot)
+        return ARCHITECTURES[arch].from_config(config.get("model", {}), d_one_hot)
     except (ValueError, AssertionError, TypeError) as err:
         raise UserError(f"bad model settings in the config: {err}") from None
 

@@ -15,6 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from exercise1.data import load_text_data
+from exercise1.evaluation import evaluate
+from exercise1.models import count_parameters, load_text_model
 from utils.device import DEVICE_CHOICES, resolve_device
 from utils.errors import UserError, cli
 from utils.helper_functions import decode, encode
@@ -62,7 +65,7 @@ def generate(model, prompt: torch.Tensor, length: int, temperature: float = 1.0,
             logits, state = model(recent, init_state(num_samples, prompt.device) if init_state else None)
             used = recent.shape[1]
         else:
-            logits, state = model(nxt[:, None], state)
+            logits, state = model.step(nxt, state)  # one character on the kept state: no recomputation
             used += 1
     model.train(was_training)
     return torch.stack(out, dim=1) if out else tokens.new_zeros(num_samples, 0)
@@ -97,10 +100,6 @@ def build_arg_parser(arch: str) -> argparse.ArgumentParser:
 def test_main(arch: str | None, argv=None) -> None:
     @cli
     def main():
-        from utils.text_data import load_text_data
-        from utils.text_models import load_text_model
-        from utils.text_training import evaluate
-
         args = build_arg_parser(arch or "text").parse_args(argv)
         if args.num_samples < 1 or (args.length is not None and args.length < 0):
             raise UserError("--num_samples must be >= 1 and --length >= 0")
@@ -114,7 +113,6 @@ def test_main(arch: str | None, argv=None) -> None:
         model.to(device)
         testing = config.get("testing", {})
         length = args.length if args.length is not None else testing.get("closed_loop_steps", 100)
-        from utils.text_models import count_parameters
         result = {"name": args.name, "arch": ckpt["arch"], "parameters": count_parameters(model),
                   "context": model.context_description()}
 

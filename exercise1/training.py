@@ -20,17 +20,18 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from exercise1.data import load_text_data, random_windows
+from exercise1.data_preparation import txt_to_numpy
+from exercise1.evaluation import LN2, evaluate
+from exercise1.generation import generate
+from exercise1.models import build_model, count_parameters, default_config_path, read_config
 from utils.checkpoint import atomic_save, load_checkpoint, load_state_dict_float32, write_json
 from utils.device import DEVICE_CHOICES, autocast, device_name, resolve_device, use_bf16
 from utils.distributed import barrier, cleanup, init_distributed, shard, synced_clock
 from utils.errors import UserError, cli
 from utils.helper_functions import decode
 from utils.paths import repo_path
-from utils.text_data import load_text_data, random_windows
-from utils.text_generation import generate
-from utils.text_models import build_model, count_parameters, default_config_path, read_config
 
-LN2 = math.log(2.0)
 
 TRAINING_DEFAULTS = {
     "save_model": True, "epochs": 2000, "max_minutes": None, "learning_rate": 2e-3, "batch_size": 64,
@@ -39,66 +40,8 @@ TRAINING_DEFAULTS = {
     # right-sized on any text: evaluate (held-out loss, sample) once an epoch but at most every
     # min_eval_steps steps (a chapter has a few steps per epoch), and stop after `patience`
     # evaluations without a better held-out loss (0: never stop early)
-    "min_eval_steps": 50, "patience": 8,
+    "min_eval_steps": 50, "patience": 3,
 }
-
-
-LSTM_WARMUP = 1024  # characters of context a lane of the LSTM reads before it is scored
-
-
-@torch.no_grad()
-def evaluate(model, stream: torch.Tensor, seq_len: int, device, lanes: int = 16) -> dict:
-    """Held-out loss with every character predicted from as much context as the model can use.
-
-    The targets are cut into `lanes` contiguous pieces processed side by side. Each lane after the
-    first starts reading earlier than its first scored character, by the context the model can use
-    (the TCN's receptive field, the Transformer's window, LSTM_WARMUP characters for the LSTM), so a
-    lane boundary costs no context; every character is scored exactly once, the tail included. The
-    LSTM and the TCN carry their state from chunk to chunk; the Transformer slides a window of its
-    whole context with a stride of half of it, so every scored character has at least context/2
-    predecessors (all it can see, up to its window). Returns the mean negative log-likelihood in nats,
-    bits per character and next-character accuracy."""
-    was_training = model.training
-    model.eval()
-    n = len(stream) - 1                                                      # characters to predict
-    lanes = max(1, min(lanes, n // max(seq_len, 1)))
-    per = -(-n // lanes)
-    ctx = getattr(model, "max_context", None)
-    warm = ctx if ctx is not None else getattr(model, "receptive_field", None) or LSTM_WARMUP
-    bounds = [(i * per, min((i + 1) * per, n)) for i in range(lanes)]
-    starts = [max(0, a - warm) for a, _ in bounds]
-    length = max(b - s for (_, b), s in zip(bounds, starts))
-    x = torch.zeros(lanes, length, dtype=stream.dtype)                      # [lanes, L] (zero padded)
-    y = torch.zeros(lanes, length, dtype=stream.dtype)
-    scored = torch.zeros(lanes, length, dtype=torch.bool)                   # which targets count
-    for i, ((a, b), s) in enumerate(zip(bounds, starts)):
-        x[i, : b - s] = stream[s:b]
-        y[i, : b - s] = stream[s + 1:b + 1]
-        scored[i, a - s:b - s] = True
-    x, y, scored = x.to(device), y.to(device), scored.to(device)
-    nll, correct = 0.0, 0
-
-    def score(logits, t0, t1):
-        nonlocal nll, correct
-        logits, target, mask = logits.float(), y[:, t0:t1], scored[:, t0:t1]
-        losses = F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none").view_as(target)
-        nll += losses[mask].sum().item()
-        correct += ((logits.argmax(-1) == target) & mask).sum().item()
-
-    if ctx is None:  # recurrent state or convolution queues: carry them along the stream
-        state = None
-        for t in range(0, length, seq_len):
-            logits, state = model(x[:, t:t + seq_len], state)
-            score(logits, t, t + logits.shape[1])
-    else:
-        stride = max(1, ctx // 2)
-        for t in range(0, length, stride):
-            begin = max(0, t + stride - ctx)
-            logits, _ = model(x[:, begin:t + stride])
-            score(logits[:, t - begin:], t, t + logits.shape[1] - (t - begin))
-    model.train(was_training)
-    loss = nll / n
-    return {"loss_nats": loss, "bpc": loss / LN2, "accuracy": correct / n, "chars": n}
 
 
 def lr_at(progress: float, step: int, cfg: dict) -> float:
@@ -358,7 +301,6 @@ def train_main(arch: str, argv=None) -> None:
             torch.set_num_threads(args.threads)
         config = apply_overrides(read_config(repo_path(args.config)), args)
         if args.text:  # prepare on the fly; the data set is named after the text unless --dataset says otherwise
-            from exercise1.data_preparation import txt_to_numpy
             # Under torchrun only rank 0 writes the files (ranks writing one folder at once delete each
             # other's samples); the others wait for it.
             info, _ = init_distributed(resolve_device(config["general"].get("device", "auto")))
