@@ -11,13 +11,19 @@ from exercise1.evaluation import evaluate
 from exercise1.training import train
 
 
+# these tests count epochs: evaluate after every one and never stop early (the defaults evaluate at
+# most every 50 steps and stop after 3 evaluations without improvement)
+EVERY_EPOCH = {"min_eval_steps": 1, "patience": 0}
+EVERY_EPOCH_SET = [f"training.{k}={v}" for k, v in EVERY_EPOCH.items()]
+
+
 def tiny_config(arch, data_dir, **training):
     config = read_config(default_config_path(arch))
     for item in TINY_SETTINGS[arch]:
         key, value = item.split("=")
         config["model"][key.split(".")[1]] = json.loads(value)
     config["training"].update({"batch_size": 16, "seq_len": 32, "max_minutes": None, "warmup_steps": 5,
-                               "sample_length": 20, **training})
+                               "sample_length": 20, **EVERY_EPOCH, **training})
     config["dataset"].update({"name": "tiny", "data_dir": str(data_dir)})
     config["general"]["device"] = "cpu"
     return config
@@ -43,7 +49,7 @@ def test_train_then_test_end_to_end(arch, tiny_text, tmp_path):
     ck = tmp_path / "ck"
     run_script(f"exercise1/{arch}/train.py", "--text", tiny_text, "--data_dir", tmp_path / "data", "--epochs", 2,
                "--batch_size", 8, "--seq_len", 32, "--ckpt_dir", ck, "--name", f"m_{arch}", "--device", "cpu",
-               "--set", *TINY_SETTINGS[arch], "training.sample_length=10")
+               "--set", *TINY_SETTINGS[arch], "training.sample_length=10", *EVERY_EPOCH_SET)
     folder = ck / f"m_{arch}"
     assert {"config.json", "alphabet.npy", f"m_{arch}.pt", "last.pt", "train_log.txt"} <= {p.name for p in folder.iterdir()}
     # course semantics: a held-out line, teacher forcing then closed loop; run from another directory
@@ -74,7 +80,7 @@ def REPO_SCRIPT(arch, name):
 
 def test_resume_continues_where_it_stopped(tiny_text, tmp_path):
     common = ["--text", tiny_text, "--data_dir", tmp_path / "data", "--batch_size", 8, "--seq_len", 32,
-              "--ckpt_dir", tmp_path / "ck", "--device", "cpu", "--set", *TINY_SETTINGS["lstm"]]
+              "--ckpt_dir", tmp_path / "ck", "--device", "cpu", "--set", *TINY_SETTINGS["lstm"], *EVERY_EPOCH_SET]
     run_script(REPO_SCRIPT("lstm", "train.py"), "--epochs", 1, *common)
     last = torch.load(tmp_path / "ck" / "lstm" / "last.pt", weights_only=True)
     assert last["state"]["step"] > 0
