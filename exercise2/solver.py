@@ -807,8 +807,6 @@ class Solver:
             print("note: this checkpoint's stored statistics have no fitted yaw direction (run once with the face data "
                   "to compute it); turning along the first principal mirror axis instead")
             return "global_axis"
-        if method == "mirror_path" and self.args.image is None and self.faces(required=False) is None:
-            pass  # decoded faces have mirror images too
         return method
 
     @torch.no_grad()
