@@ -46,7 +46,7 @@ MAX_MEASURED_UNITS = 48
 TRAVERSAL_VALUES = torch.linspace(-3, 3, 9)  # in std of the unit's codes across held-out faces
 ROTATION_VIEWS = 9
 ROTATION_FACES = 300    # held-out faces on which the rotation methods are compared
-YAW_MARGIN = 1.5        # views reach 1.3x the larger of the held-out yaw's 10th/90th percentile
+YAW_MARGIN = 1.5        # views reach 1.5x the larger of the held-out yaw's 10th/90th percentile
 YAW_PROBE_FACES = 128   # training faces on which the yaw response of each unit is measured
 YAW_MAX_STEPS = 4.0     # views stay within 4 std (along the yaw direction) of the frontal code
 YAW_UNIT_MAX_IDENTITY_CHANGE = 0.25
@@ -502,8 +502,7 @@ class Solver:
         parts = [ANALYSIS_VERSION, str(repo_path(self.args.dset_dir) / self.args.dataset), str(len(self._names)),
                  self._names[0], self._names[-1]]
         for path in (find_attribute_file(repo_path(self.args.dset_dir) / self.args.dataset, self.args.attr_file),
-                     classifier_path(self.args.ckpt_dir) if (repo_path(self.args.ckpt_dir) / CLASSIFIER_NAME).is_dir()
-                     else classifier_path()):
+                     classifier_path(self._classifier_root())):
             if path is not None and Path(path).is_file():
                 st = Path(path).stat()
                 parts += [str(path), str(st.st_size), str(int(st.st_mtime))]
@@ -539,10 +538,13 @@ class Solver:
             print(f"note: the attribute-based measures are left out: {why}")
         return None
 
+    def _classifier_root(self) -> str:
+        """--ckpt_dir if it holds an attribute classifier, else the repository's shipped one."""
+        return self.args.ckpt_dir if (repo_path(self.args.ckpt_dir) / CLASSIFIER_NAME).is_dir() else "checkpoints"
+
     def classifier(self) -> AttributeClassifier | None:
         if self._classifier is False:
-            self._classifier = load_classifier(self.args.ckpt_dir if (repo_path(self.args.ckpt_dir) / CLASSIFIER_NAME).is_dir()
-                                               else "checkpoints", self.device)
+            self._classifier = load_classifier(self._classifier_root(), self.device)
             if self._classifier is None and self.is_main:
                 print("note: no attribute classifier (checkpoints/face_attributes/): the measures that use it are left "
                       "out; train it with python exercise2/classifier.py")
@@ -887,7 +889,8 @@ class Solver:
         clf = self.classifier()
         identity = [n for n in M.IDENTITY_ATTRIBUTES if n in self._measured_attributes()]
         k = [clf.names.index(n) for n in identity] if clf else []
-        mu_flip_target = self.decode(self.encode_faces(val, flipped=True))
+        mu_flip = self.encode_faces(val, flipped=True)
+        mu_flip_target = self.decode(mu_flip)
         methods, strips = {}, []
         stats = self.analysis()
         for method in available_rotation_methods(stats) + (["random_control"] if "yaw_fit" in stats else []):
@@ -910,7 +913,7 @@ class Solver:
                 m["identity_attributes"] = identity
             else:
                 m["identity"] = {"flip_share": float("nan")}
-            turned = None if method == "random_control" else M.mirrored_codes(method, mu, self.encode_faces(val, flipped=True), stats)
+            turned = None if method == "random_control" else M.mirrored_codes(method, mu, mu_flip, stats)
             if turned is not None:
                 own = self.decode(mu)
                 err_turned = (self.decode(turned) - mu_flip_target).pow(2).mean().item()
