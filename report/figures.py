@@ -202,13 +202,13 @@ def mig_figure(latent: dict) -> None:
     axes[0].bar(xs + 0.18, [x["mig_all_attributes"]["mig"] for x in d], 0.36,
                 yerr=[x["mig_all_attributes"]["bootstrap_std"] for x in d], label="all 40 attributes", capsize=3)
     axes[0].set_ylabel("MIG (held-out)")
-    axes[0].legend(loc="upper left", frameon=False, fontsize=7)
-    axes[0].set_ylim(0, max(x["mig"]["mig"] for x in d) * 1.8)
+    axes[0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False, fontsize=7)
+    axes[0].set_ylim(0, max(x["mig"]["mig"] + x["mig"]["bootstrap_std"] for x in d) * 1.15)
     axes[1].bar(xs - 0.18, [x["mean_single_unit_auc"] for x in d], 0.36, label="best single unit")
     axes[1].bar(xs + 0.18, [x["mean_probe_auc"] for x in d], 0.36, label="linear probe, all units")
     axes[1].set_ylim(0.5, 1.0)
     axes[1].set_ylabel("mean held-out AUC")
-    axes[1].legend(loc="upper left", frameon=False, fontsize=7)
+    axes[1].legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False, fontsize=7)
     for ax in axes:
         ax.set_xticks(xs, [f"β = {b}" for b in BETAS])
     fig.tight_layout()
