@@ -1,7 +1,8 @@
 """The one training loop of the three character models (LSTM, TCN, Transformer).
 
 Batched training on random fixed-length windows of the training lines, AdamW with warm-up and a
-cosine schedule, gradient clipping; after each epoch the held-out loss in nats and bits per
+cosine schedule, gradient clipping; a text shorter than the config's `small_text.below_chars` trains
+with the config's `small_text` settings (the size rule, `fit_to_text`); after each epoch the held-out loss in nats and bits per
 character and a closed-loop sample from a fixed prompt are logged (console, `train_log.txt`,
 `metrics.jsonl`). The best held-out model is `<ckpt_dir>/<name>/<name>.pt`, the state to resume
 `last.pt`; both are written atomically.
@@ -53,6 +54,35 @@ def lr_at(progress: float, step: int, cfg: dict) -> float:
     return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
+def fit_to_text(config: dict, n_train_chars: int, fixed=frozenset()) -> tuple[dict, str]:
+    """The size rule: a text of fewer than `small_text.below_chars` training characters trains with the
+    config's `small_text` settings (e.g. a smaller batch, more dropout) in place of the ones tuned on a
+    novel; keys in `fixed` ("section.key", set by a flag or --set) are left as the user gave them.
+    Returns the config to train with and the line that says what the rule did."""
+    rule = config.get("small_text") or {}
+    limit = rule.get("below_chars")
+    if not limit:
+        return config, "size rule: off (the config sets no small_text.below_chars)"
+    if n_train_chars >= limit:
+        return config, (f"size rule: {n_train_chars:,} training characters >= small_text.below_chars={limit:,}: "
+                        "the config's settings")
+    config = copy.deepcopy(config)
+    changed, kept = [], []
+    for section in ("model", "training"):
+        target = config.setdefault(section, {})
+        for key, value in rule.get(section, {}).items():
+            if target.get(key) == value:
+                continue
+            if f"{section}.{key}" in fixed:
+                kept.append(f"{key}={target.get(key)}")
+            else:
+                changed.append(f"{key} {target.get(key)} -> {value}")
+                target[key] = value
+    line = (f"size rule: {n_train_chars:,} training characters < small_text.below_chars={limit:,}: small-text settings "
+            + (", ".join(changed) if changed else "(already in effect)"))
+    return config, line + (f"; kept as given: {', '.join(kept)}" if kept else "")
+
+
 def build_arg_parser(arch: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=f"Train the character-level {arch.upper()} on prepared one-hot data (see README.md).",
@@ -82,12 +112,16 @@ def build_arg_parser(arch: str) -> argparse.ArgumentParser:
     prec.add_argument("--fp32", action="store_true", help="train in plain fp32")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override config entries, e.g. model.d_lstm=256 (values are JSON)")
+                   help="override config entries, e.g. model.d_lstm=256 (values are JSON); they win over the size "
+                        "rule, and small_text.below_chars=0 turns the rule off")
     return p
 
 
-def apply_overrides(config: dict, args) -> dict:
+def apply_overrides(config: dict, args) -> tuple[dict, frozenset]:
+    """The config with the flags and --set entries applied, and the "section.key" names they set
+    (the size rule leaves those alone)."""
     config = copy.deepcopy(config)
+    fixed = set()
     for section in ("general", "model", "training", "testing", "dataset"):
         config.setdefault(section, {})
     for item in args.set:
@@ -95,6 +129,7 @@ def apply_overrides(config: dict, args) -> dict:
         if not sep or "." not in key:
             raise UserError(f"--set expects SECTION.KEY=VALUE, got {item!r}")
         section, name = key.split(".", 1)
+        fixed.add(key)
         try:
             config.setdefault(section, {})[name] = json.loads(value)
         except json.JSONDecodeError:
@@ -104,6 +139,7 @@ def apply_overrides(config: dict, args) -> dict:
                       ("batch_size", "batch_size"), ("seq_len", "seq_len"), ("patience", "patience")):
         if getattr(args, flag) is not None:
             t[key] = getattr(args, flag)
+            fixed.add(f"training.{key}")
     if t.get("patience") is not None and t["patience"] < 0:
         raise UserError(f"--patience must be >= 0 (0 = never stop early), got {t['patience']}")
     if args.bf16 or args.fp32:
@@ -116,22 +152,26 @@ def apply_overrides(config: dict, args) -> dict:
         config["dataset"]["data_dir"] = args.data_dir
     if args.device:
         config["general"]["device"] = args.device
-    return config
+    return config, frozenset(fixed)
 
 
-def train(arch: str, config: dict, ckpt_dir: str = "checkpoints", resume: bool = False, seed: int = 0) -> dict:
-    """Train `arch` as `config` says; return the final metrics. Used by train.py and the tests."""
+def train(arch: str, config: dict, ckpt_dir: str = "checkpoints", resume: bool = False, seed: int = 0,
+          fixed=frozenset()) -> dict:
+    """Train `arch` as `config` (after the size rule, `fit_to_text`) says; return the final metrics.
+    Used by train.py and the tests."""
     config = copy.deepcopy(config)
     for section in ("general", "model", "training", "testing", "dataset"):
         config.setdefault(section, {})
+    data = load_text_data(repo_path(config["dataset"].get("data_dir", "data")) / config["dataset"].get("name", "text"))
+    config, size_line = fit_to_text(config, len(data.train), fixed)
     config["training"] = {**TRAINING_DEFAULTS, **config["training"]}
     device = resolve_device(config["general"].get("device", "auto"))
     dist_info, device = init_distributed(device)
     log = print if dist_info.is_main else (lambda *a, **k: None)
+    log(size_line)
     cfg = config["training"]
     name = config["model"].setdefault("name", arch)
     out_dir = repo_path(ckpt_dir) / name
-    data = load_text_data(repo_path(config["dataset"].get("data_dir", "data")) / config["dataset"].get("name", "text"))
     alphabet = data.alphabet
     config["model"]["d_one_hot"] = len(alphabet)  # d_one_hot follows the data's alphabet
     train_stream = torch.from_numpy(data.train)
@@ -299,7 +339,7 @@ def train_main(arch: str, argv=None) -> None:
         args = build_arg_parser(arch).parse_args(argv)
         if args.threads:
             torch.set_num_threads(args.threads)
-        config = apply_overrides(read_config(repo_path(args.config)), args)
+        config, fixed = apply_overrides(read_config(repo_path(args.config)), args)
         if args.text:  # prepare on the fly; the data set is named after the text unless --dataset says otherwise
             # Under torchrun only rank 0 writes the files (ranks writing one folder at once delete each
             # other's samples); the others wait for it.
@@ -308,7 +348,7 @@ def train_main(arch: str, argv=None) -> None:
                 txt_to_numpy(args.text, config["dataset"].get("data_dir", "data"), args.dataset)
             barrier(info)
             config["dataset"]["name"] = args.dataset or repo_path(args.text).stem
-        final = train(arch, config, ckpt_dir=args.ckpt_dir, resume=args.resume, seed=args.seed)
+        final = train(arch, config, ckpt_dir=args.ckpt_dir, resume=args.resume, seed=args.seed, fixed=fixed)
         if final.get("val_bpc") is not None:
             print(f"done: best held-out {final['best_val_bpc']:.3f} bpc; checkpoint {final['checkpoint']}")
 

@@ -8,7 +8,7 @@ from exercise1.data_preparation import txt_to_numpy
 from exercise1.data import load_text_data
 from exercise1.models import default_config_path, read_config
 from exercise1.evaluation import evaluate
-from exercise1.training import train
+from exercise1.training import fit_to_text, train
 
 
 # these tests count epochs: evaluate after every one and never stop early (the defaults evaluate at
@@ -19,6 +19,7 @@ EVERY_EPOCH_SET = [f"training.{k}={v}" for k, v in EVERY_EPOCH.items()]
 
 def tiny_config(arch, data_dir, **training):
     config = read_config(default_config_path(arch))
+    config.pop("small_text", None)  # these tests set every setting themselves (the size rule has its own test)
     for item in TINY_SETTINGS[arch]:
         key, value = item.split("=")
         config["model"][key.split(".")[1]] = json.loads(value)
@@ -184,3 +185,31 @@ def test_right_sized_training_evaluates_on_a_schedule_and_stops_by_itself(tiny_t
     assert len(history) == best + 3 and history[-1]["step"] < 1100
     proc = run_script(train, *common, "--patience", -1, "--ckpt_dir", tmp_path / "c", check=False)
     assert proc.returncode == 2 and "--patience must be >= 0" in proc.stderr
+
+
+def test_size_rule_gives_small_texts_their_settings_and_leaves_flags_alone(tiny_text, tmp_path):
+    config = {"model": {"d_lstm": 384, "dropout": 0.3}, "training": {"batch_size": 64, "learning_rate": 0.006},
+              "small_text": {"below_chars": 1000, "model": {"dropout": 0.5}, "training": {"batch_size": 32}}}
+    big, line = fit_to_text(config, 1000)
+    assert big == config and "the config's settings" in line
+    small, line = fit_to_text(config, 999)
+    assert small["model"] == {"d_lstm": 384, "dropout": 0.5} and small["training"]["batch_size"] == 32
+    assert "dropout 0.3 -> 0.5" in line and "batch_size 64 -> 32" in line and config["model"]["dropout"] == 0.3
+    mine, line = fit_to_text(config, 999, fixed={"training.batch_size"})
+    assert mine["training"]["batch_size"] == 64 and mine["model"]["dropout"] == 0.5 and "kept as given: batch_size=64" in line
+    assert "size rule: off" in fit_to_text({"model": {}, "training": {}}, 10)[1]
+    off = {**config, "small_text": {**config["small_text"], "below_chars": 0}}  # --set small_text.below_chars=0
+    assert fit_to_text(off, 10)[0] == off
+    # through train.py: every shipped config has the rule, the tiny text is small, the flag wins
+    for arch in ("lstm", "tcn", "transformer"):
+        assert read_config(default_config_path(arch))["small_text"]["below_chars"] > 100_000
+    out = run_script(REPO_SCRIPT("lstm", "train.py"), "--text", tiny_text, "--data_dir", tmp_path / "data",
+                     "--epochs", 1, "--batch_size", 8, "--seq_len", 32, "--device", "cpu", "--ckpt_dir", tmp_path / "ck",
+                     "--set", "model.d_lstm=32", "training.sample_length=5").stdout
+    rule = read_config(default_config_path("lstm"))["small_text"]
+    assert "small-text settings" in out and "kept as given: batch_size=8" in out
+    saved = json.loads((tmp_path / "ck/lstm/config.json").read_text())
+    assert saved["training"]["batch_size"] == 8 and saved["model"]["d_lstm"] == 32
+    for key, value in rule.get("model", {}).items():
+        if key != "d_lstm":
+            assert saved["model"][key] == value
