@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo bench sweep train-text variants train-vaes classifier report report-results reproduce clean-outputs
+.PHONY: venv test demo bench sweep train-text chapter variants train-vaes classifier report report-results reproduce clean-outputs
 
 venv: $(STAMP)
 $(STAMP): requirements.txt
@@ -71,6 +71,11 @@ sweep: $(STAMP)
 	$(BIN)/python scripts/sweep_text.py --minutes $(SWEEP_MINUTES)
 train-text: $(STAMP)
 	bash scripts/train_text_models.sh $(TEXT) $(TEXT_MINUTES)
+# The chapter-size check: each architecture's default run (size rule in effect) on a chapter-sized
+# text, curves to report/results/text/chapter/ (about 20 min here).
+CHAPTER ?= ../shared/data/chapter.txt
+chapter: $(STAMP)
+	bash scripts/chapter_runs.sh $(CHAPTER)
 # Other runs of the final budget that the report compares with the shipped models (not shipped):
 # ARCH:TAG:SETTINGS (comma-separated --set entries); learning curves to report/results/text/runs/ (11 min each).
 ONE_LAYER := model.num_lstm_layers=1,model.d_lstm=512
