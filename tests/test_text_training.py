@@ -204,12 +204,12 @@ def test_size_rule_gives_small_texts_their_settings_and_leaves_flags_alone(tiny_
     for arch in ("lstm", "tcn", "transformer"):
         assert read_config(default_config_path(arch))["small_text"]["below_chars"] > 100_000
     out = run_script(REPO_SCRIPT("lstm", "train.py"), "--text", tiny_text, "--data_dir", tmp_path / "data",
-                     "--epochs", 1, "--batch_size", 8, "--seq_len", 32, "--device", "cpu", "--ckpt_dir", tmp_path / "ck",
+                     "--epochs", 1, "--batch_size", 5, "--seq_len", 32, "--device", "cpu", "--ckpt_dir", tmp_path / "ck",
                      "--set", "model.d_lstm=32", "training.sample_length=5").stdout
     rule = read_config(default_config_path("lstm"))["small_text"]
-    assert "small-text settings" in out and "kept as given: batch_size=8" in out
+    assert "small-text settings" in out and "kept as given: batch_size=5" in out
     saved = json.loads((tmp_path / "ck/lstm/config.json").read_text())
-    assert saved["training"]["batch_size"] == 8 and saved["model"]["d_lstm"] == 32
+    assert saved["training"]["batch_size"] == 5 and saved["model"]["d_lstm"] == 32
     for key, value in rule.get("model", {}).items():
         if key != "d_lstm":
             assert saved["model"][key] == value
