@@ -118,8 +118,10 @@ def chapter_figure(chapter: dict) -> None:
         ax.set_ylim(1.9, 3.0)  # the novel settings' runs climb far above (TCN to 5 bpc): cut, see the table
         ax.set_title(NAMES[arch])
         ax.set_xlabel("training minutes")
-        ax.legend(frameon=False)
     axes[0].set_ylabel("held-out bpc")
+    fig.legend(handles=[plt.Line2D([], [], color="black", ls="--", label="novel settings"),
+                        plt.Line2D([], [], color="black", label="size rule")],
+               loc="upper center", bbox_to_anchor=(0.5, -0.02), frameon=False, ncols=2)
     save(fig, "chapter.svg")
 
 
