@@ -61,6 +61,9 @@ def fit_to_text(config: dict, n_train_chars: int, fixed=frozenset()) -> tuple[di
     Returns the config to train with and the line that says what the rule did."""
     rule = config.get("small_text") or {}
     limit = rule.get("below_chars")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+        raise UserError(f"small_text.below_chars must be a whole number of characters >= 0 (0 = size rule off), "
+                        f"got {limit!r}")
     if not limit:
         return config, "size rule: off (the config sets no small_text.below_chars)"
     if n_train_chars >= limit:

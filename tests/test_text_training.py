@@ -9,6 +9,7 @@ from exercise1.data import load_text_data
 from exercise1.models import default_config_path, read_config
 from exercise1.evaluation import evaluate
 from exercise1.training import fit_to_text, train
+from utils.errors import UserError
 
 
 # these tests count epochs: evaluate after every one and never stop early (the defaults evaluate at
@@ -200,6 +201,8 @@ def test_size_rule_gives_small_texts_their_settings_and_leaves_flags_alone(tiny_
     assert "size rule: off" in fit_to_text({"model": {}, "training": {}}, 10)[1]
     off = {**config, "small_text": {**config["small_text"], "below_chars": 0}}  # --set small_text.below_chars=0
     assert fit_to_text(off, 10)[0] == off
+    with pytest.raises(UserError, match="below_chars must be a whole number"):
+        fit_to_text({**config, "small_text": {"below_chars": "many"}}, 10)
     # through train.py: every shipped config has the rule, the tiny text is small, the flag wins
     for arch in ("lstm", "tcn", "transformer"):
         assert read_config(default_config_path(arch))["small_text"]["below_chars"] > 100_000
