@@ -166,8 +166,8 @@ def train(arch: str, config: dict, ckpt_dir: str = "checkpoints", resume: bool =
     for section in ("general", "model", "training", "testing", "dataset"):
         config.setdefault(section, {})
     data = load_text_data(repo_path(config["dataset"].get("data_dir", "data")) / config["dataset"].get("name", "text"))
-    config, size_line = fit_to_text(config, len(data.train), fixed)
     config["training"] = {**TRAINING_DEFAULTS, **config["training"]}
+    config, size_line = fit_to_text(config, len(data.train), fixed)
     device = resolve_device(config["general"].get("device", "auto"))
     dist_info, device = init_distributed(device)
     log = print if dist_info.is_main else (lambda *a, **k: None)
