@@ -168,7 +168,8 @@ def test_transformer_evaluation_scores_the_tail():
     assert evaluate(model, stream, seq_len=32, device="cpu", lanes=7)["chars"] == 602
 
 
-@pytest.mark.parametrize("module", ["data", "data_preparation", "evaluation", "generation", "models", "training",
+@pytest.mark.parametrize("module", ["cli", "config", "data", "data_preparation", "evaluation", "generation", "models",
+                                    "ngram", "training",
                                     "lstm.modules", "tcn.modules", "transformer.modules"])
 def test_each_exercise1_module_imports_on_its_own(module):
     """Dependencies point one way (no cycles hidden by function-local imports): each module imports

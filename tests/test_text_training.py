@@ -8,7 +8,8 @@ from exercise1.data_preparation import txt_to_numpy
 from exercise1.data import load_text_data
 from exercise1.models import default_config_path, read_config
 from exercise1.evaluation import evaluate
-from exercise1.training import fit_to_text, train
+from exercise1.config import fit_to_text
+from exercise1.training import train
 from utils.errors import UserError
 
 
@@ -98,7 +99,7 @@ def test_max_minutes_stops_and_saves(tiny_text, tmp_path):
     out = run_script(REPO_SCRIPT("tcn", "train.py"), "--text", tiny_text, "--data_dir", tmp_path / "data",
                      "--max_minutes", 0.02, "--ckpt_dir", tmp_path / "ck", "--device", "cpu", "--batch_size", 8,
                      "--seq_len", 32, "--set", *TINY_SETTINGS["tcn"])
-    assert "done: best held-out" in out.stdout
+    assert "done (time budget): best held-out" in out.stdout
     assert (tmp_path / "ck" / "tcn" / "tcn.pt").is_file()
 
 
@@ -185,7 +186,7 @@ def test_right_sized_training_evaluates_on_a_schedule_and_stops_by_itself(tiny_t
     best = min(range(len(history)), key=lambda i: history[i]["val_bpc"])
     assert len(history) == best + 3 and history[-1]["step"] < 1100
     proc = run_script(train, *common, "--patience", -1, "--ckpt_dir", tmp_path / "c", check=False)
-    assert proc.returncode == 2 and "--patience must be >= 0" in proc.stderr
+    assert proc.returncode == 2 and "--patience: expected a whole number >= 0" in proc.stderr
 
 
 def test_size_rule_gives_small_texts_their_settings_and_leaves_flags_alone(tiny_text, tmp_path):
@@ -216,3 +217,93 @@ def test_size_rule_gives_small_texts_their_settings_and_leaves_flags_alone(tiny_
     for key, value in rule.get("model", {}).items():
         if key != "d_lstm":
             assert saved["model"][key] == value
+
+
+def test_a_fresh_run_never_appends_to_or_overwrites_another_run(tiny_text, tmp_path):
+    """Defect: a second fresh run into the same folder overwrote <name>.pt and appended its lines to the
+    first run's metrics.jsonl and train_log.txt. Now it refuses and names the ways on."""
+    train = REPO_SCRIPT("lstm", "train.py")
+    common = ["--text", tiny_text, "--data_dir", tmp_path / "data", "--batch_size", 8, "--seq_len", 32, "--device",
+              "cpu", "--ckpt_dir", tmp_path / "ck", "--set", *TINY_SETTINGS["lstm"], *EVERY_EPOCH_SET]
+    run_script(train, "--epochs", 1, *common)
+    folder = tmp_path / "ck" / "lstm"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    proc = run_script(train, "--epochs", 1, *common, check=False)
+    assert_clean_error(proc, "already holds a run", "--resume", "--name", "--overwrite")
+    assert proc.returncode == 2 and {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    run_script(train, "--epochs", 2, "--overwrite", *common)
+    history = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [round(h["epoch"]) for h in history] == [1, 2]          # the new run's lines only
+    assert (folder / "train_log.txt").read_text().count("held-out") == 2
+    assert json.loads((folder / "run.json").read_text())["stopped"] == "epochs"
+
+
+def test_numeric_flags_are_checked_with_a_clear_message(tiny_text, tmp_path):
+    """Defect: --batch_size 0, --seq_len 0 and --set training.batch_size=abc ended in a traceback,
+    --max_minutes -1 trained 0 steps and exited 0, --max_minutes 0 meant "no limit"."""
+    train = REPO_SCRIPT("lstm", "train.py")
+    common = ["--text", tiny_text, "--data_dir", tmp_path / "data", "--device", "cpu", "--ckpt_dir", tmp_path / "ck",
+              "--set", *TINY_SETTINGS["lstm"]]
+    for flags, message in ((["--batch_size", "0"], "--batch_size: expected a whole number >= 1"),
+                           (["--seq_len", "0"], "--seq_len: expected a whole number >= 1"),
+                           (["--lr", "-1"], "--lr: expected a number > 0"),
+                           (["--max_minutes", "-1"], "--max_minutes must be > 0"),
+                           (["--max_minutes", "0"], "--max_minutes none for no time limit"),
+                           (["--threads", "0"], "--threads: expected a whole number >= 1"),
+                           ([], "training.batch_size (windows per step) must be a whole number >= 1, got 'abc'")):
+            extra = ["training.batch_size=abc"] if not flags else []
+            proc = run_script(train, *common, *extra, *flags, check=False)
+            assert proc.returncode == 2, (flags, proc.stdout)
+            assert_clean_error(proc, message)
+    assert not (tmp_path / "ck" / "lstm").exists()  # nothing was trained or written
+    from argparse import Namespace
+    from exercise1.config import apply_overrides, training_config
+    args = Namespace(set=[], epochs=None, max_minutes="none", lr=None, batch_size=None, seq_len=None, patience=None,
+                     bf16=False, fp32=False, name=None, dataset=None, data_dir=None, device=None)
+    config, fixed = apply_overrides(read_config(default_config_path("lstm")), args)
+    assert config["training"]["max_minutes"] is None and "training.max_minutes" in fixed  # explicit "no limit"
+    for bad in ({"seq_len": 1.5}, {"min_lr_ratio": 2}, {"max_minutes": 0}, {"bf16": "yes"}, {"epochs": True}):
+        with pytest.raises(UserError):
+            training_config({"training": bad}, 10_000)
+
+
+def test_resuming_a_run_that_stopped_by_itself_trains_nothing(tiny_text, tmp_path):
+    """Defect: `make sweep` resumed every cell that had stopped early by patience (such a run never
+    reaches its budget), so each rerun trained those cells further and the sweep drifted."""
+    train = REPO_SCRIPT("lstm", "train.py")
+    common = ["--text", tiny_text, "--data_dir", tmp_path / "data", "--batch_size", 8, "--seq_len", 32, "--device",
+              "cpu", "--epochs", 100, "--patience", 2, "--lr", 3.0, "--ckpt_dir", tmp_path / "ck",
+              "--set", *TINY_SETTINGS["lstm"], "training.sample_length=5", "training.min_eval_steps=5"]
+    run_script(train, *common)
+    folder = tmp_path / "ck" / "lstm"
+    assert json.loads((folder / "run.json").read_text())["stopped"] == "patience"
+    before = (folder / "metrics.jsonl").read_text()
+    step = torch.load(folder / "last.pt", weights_only=True)["state"]["step"]
+    out = run_script(train, *common, "--resume").stdout
+    assert "already stopped by itself" in out
+    assert (folder / "metrics.jsonl").read_text() == before
+    assert torch.load(folder / "last.pt", weights_only=True)["state"]["step"] == step
+
+
+def test_output_to_a_file_gets_plain_progress_lines(tiny_text, tmp_path):
+    """Defect: a 10-second run wrote tens of kilobytes of carriage-return progress-bar fragments into its
+    log when its output went to a file or a pipe."""
+    proc = run_script(REPO_SCRIPT("tcn", "train.py"), "--text", tiny_text, "--data_dir", tmp_path / "data",
+                      "--epochs", 3, "--ckpt_dir", tmp_path / "ck", "--device", "cpu", "--batch_size", 8,
+                      "--seq_len", 32, "--set", *TINY_SETTINGS["tcn"], *EVERY_EPOCH_SET)
+    assert "\r" not in proc.stdout + proc.stderr
+    assert len(proc.stderr) < 2000, proc.stderr
+
+
+def test_training_writes_runs_and_test_reads_runs_before_the_shipped_models(tmp_path, monkeypatch):
+    """The shipped models are inputs: training writes runs/ by default, and test.py reads a model the
+    user trained there, else the shipped one, else --ckpt_dir."""
+    from exercise1.cli import build_train_parser
+    from utils import runs
+    assert build_train_parser("lstm").parse_args([]).ckpt_dir == "runs"
+    monkeypatch.setattr(runs, "repo_path", lambda p: tmp_path / p)
+    assert runs.trained_model_dir("lstm", None, "lstm.pt") == tmp_path / "checkpoints" / "lstm"
+    (tmp_path / "runs" / "lstm").mkdir(parents=True)
+    (tmp_path / "runs" / "lstm" / "lstm.pt").write_bytes(b"")
+    assert runs.trained_model_dir("lstm", None, "lstm.pt") == tmp_path / "runs" / "lstm"
+    assert runs.trained_model_dir("lstm", "elsewhere", "lstm.pt") == tmp_path / "elsewhere" / "lstm"

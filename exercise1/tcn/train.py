@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from any working directory
 
-from exercise1.training import train_main  # noqa: E402
+from exercise1.cli import train_main  # noqa: E402
 
 if __name__ == "__main__":
     train_main("tcn")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from any working directory
 
-from exercise1.generation import test_main  # noqa: E402
+from exercise1.cli import test_main  # noqa: E402
 
 if __name__ == "__main__":
     test_main("transformer")

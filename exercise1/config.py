@@ -1,0 +1,152 @@
+"""The configuration a text model trains with: the architecture's config.json, the training defaults,
+the user's flags and --set entries, and the size rule; every value checked before training starts."""
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+from utils.errors import UserError
+
+SECTIONS = ("general", "model", "training", "testing", "dataset")
+
+TRAINING_DEFAULTS = {
+    "save_model": True, "epochs": 2000, "max_minutes": None, "learning_rate": 2e-3, "batch_size": 64,
+    "seq_len": 128, "grad_clip": 1.0, "weight_decay": 0.01, "warmup_steps": 50, "min_lr_ratio": 0.1,
+    "sample_length": 200, "bf16": "auto",
+    # right-sized on any text: evaluate (held-out loss, sample) once an epoch but at most every
+    # min_eval_steps steps (a chapter has a few steps per epoch), and stop after `patience`
+    # evaluations without a better held-out loss (0: never stop early)
+    "min_eval_steps": 50, "patience": 3,
+}
+
+# training.KEY -> (kind, lower bound, whether the bound itself is allowed, what the value means)
+_CHECKS = {
+    "epochs": ("int", 1, True, "passes over the training text"),
+    "batch_size": ("int", 1, True, "windows per step"),
+    "seq_len": ("int", 1, True, "characters per training window"),
+    "warmup_steps": ("int", 0, True, "steps of linear warm-up"),
+    "sample_length": ("int", 0, True, "characters sampled at each evaluation"),
+    "min_eval_steps": ("int", 1, True, "steps between evaluations at least"),
+    "patience": ("int", 0, True, "evaluations without a better held-out loss before stopping; 0 = never"),
+    "learning_rate": ("float", 0, False, "peak learning rate"),
+    "grad_clip": ("float", 0, False, "gradient norm clip"),
+    "weight_decay": ("float", 0, True, "AdamW weight decay"),
+    "min_lr_ratio": ("float", 0, True, "final learning rate as a share of the peak"),
+}
+
+
+def minutes_arg(value: str):
+    """--max_minutes: a positive number of minutes, or `none` for no time limit."""
+    if value.strip().lower() in ("none", "inf", "unlimited"):
+        return "none"
+    try:
+        minutes = float(value)
+    except ValueError:
+        raise UserError(f"--max_minutes expects a number of minutes > 0 or 'none' (no time limit), got {value!r}") from None
+    if not minutes > 0 or math.isinf(minutes):
+        raise UserError(f"--max_minutes must be > 0 (use --max_minutes none for no time limit), got {value}")
+    return minutes
+
+
+def check_training(cfg: dict) -> None:
+    """Every training value of the right kind and range, or a UserError that names it."""
+    for key, (kind, low, inclusive, meaning) in _CHECKS.items():
+        value = cfg.get(key)
+        ok_kind = (isinstance(value, int) if kind == "int" else isinstance(value, (int, float))) \
+            and not isinstance(value, bool)
+        if not ok_kind or (kind == "float" and not math.isfinite(value)) or value < low or (value == low and not inclusive):
+            bound = f">= {low}" if inclusive else f"> {low}"
+            raise UserError(f"training.{key} ({meaning}) must be {'a whole number' if kind == 'int' else 'a number'} "
+                            f"{bound}, got {value!r}")
+    if cfg["min_lr_ratio"] > 1:
+        raise UserError(f"training.min_lr_ratio must lie in 0..1, got {cfg['min_lr_ratio']!r}")
+    limit = cfg.get("max_minutes")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0
+                              or math.isinf(limit)):
+        raise UserError(f"training.max_minutes must be a number > 0, or null for no time limit (--max_minutes none), "
+                        f"got {limit!r}")
+    if cfg.get("bf16") not in ("auto", True, False):
+        raise UserError(f"training.bf16 must be \"auto\", true or false, got {cfg.get('bf16')!r}")
+
+
+def apply_overrides(config: dict, args) -> tuple[dict, frozenset]:
+    """The config with the flags and --set entries applied, and the "section.key" names they set
+    (the size rule leaves those alone)."""
+    config = copy.deepcopy(config)
+    fixed = set()
+    for section in SECTIONS:
+        config.setdefault(section, {})
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or "." not in key:
+            raise UserError(f"--set expects SECTION.KEY=VALUE, got {item!r}")
+        section, name = key.split(".", 1)
+        fixed.add(key)
+        try:
+            config.setdefault(section, {})[name] = json.loads(value)
+        except json.JSONDecodeError:
+            config.setdefault(section, {})[name] = value
+    t = config["training"]
+    for flag, key in (("epochs", "epochs"), ("max_minutes", "max_minutes"), ("lr", "learning_rate"),
+                      ("batch_size", "batch_size"), ("seq_len", "seq_len"), ("patience", "patience")):
+        value = getattr(args, flag)
+        if value is not None:
+            t[key] = None if value == "none" else value
+            fixed.add(f"training.{key}")
+    if args.bf16 or args.fp32:
+        t["bf16"] = bool(args.bf16)
+    if args.name:
+        config["model"]["name"] = args.name
+    if args.dataset:
+        config["dataset"]["name"] = args.dataset
+    if args.data_dir:
+        config["dataset"]["data_dir"] = args.data_dir
+    if args.device:
+        config["general"]["device"] = args.device
+    return config, frozenset(fixed)
+
+
+def fit_to_text(config: dict, n_train_chars: int, fixed=frozenset()) -> tuple[dict, str]:
+    """The size rule: a text of fewer than `small_text.below_chars` training characters trains with the
+    config's `small_text` settings (e.g. a smaller batch, more dropout) in place of the ones tuned on a
+    novel; keys in `fixed` ("section.key", set by a flag or --set) are left as the user gave them.
+    Returns the config to train with and the line that says what the rule did."""
+    rule = config.get("small_text") or {}
+    limit = rule.get("below_chars")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+        raise UserError(f"small_text.below_chars must be a whole number of characters >= 0 (0 = size rule off), "
+                        f"got {limit!r}")
+    if not limit:
+        return config, "size rule: off (the config sets no small_text.below_chars)"
+    if n_train_chars >= limit:
+        return config, (f"size rule: {n_train_chars:,} training characters >= small_text.below_chars={limit:,}: "
+                        "the config's settings")
+    config = copy.deepcopy(config)
+    changed, kept = [], []
+    for section in ("model", "training"):
+        target = config.setdefault(section, {})
+        for key, value in rule.get(section, {}).items():
+            if target.get(key) == value:
+                continue
+            if f"{section}.{key}" in fixed:
+                kept.append(f"{key}={target.get(key)}")
+            else:
+                changed.append(f"{key} {target.get(key)} -> {value}")
+                target[key] = value
+    line = (f"size rule: {n_train_chars:,} training characters < small_text.below_chars={limit:,}: small-text settings "
+            + (", ".join(changed) if changed else "(already in effect)"))
+    return config, line + (f"; kept as given: {', '.join(kept)}" if kept else "")
+
+
+def training_config(config: dict, n_train_chars: int, fixed=frozenset()) -> tuple[dict, str]:
+    """The complete config a run trains with: sections filled in, training defaults merged under the
+    config's values, the size rule applied, every training value checked. Returns it and the size
+    rule's line."""
+    config = copy.deepcopy(config)
+    for section in SECTIONS:
+        config.setdefault(section, {})
+    config["training"] = {**TRAINING_DEFAULTS, **config["training"]}
+    config, line = fit_to_text(config, n_train_chars, fixed)
+    check_training(config["training"])
+    return config, line
