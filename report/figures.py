@@ -10,6 +10,7 @@ the result files with json() and guards each sentence that compares numbers with
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -258,6 +259,7 @@ def rotation_figure(rot: dict) -> None:
     for k, m in enumerate(methods):
         cover = [rot[b]["comparison"]["methods"][m]["yaw_span"]["covers_target_share"] for b in BETAS]
         flips = [rot[b]["comparison"]["methods"][m]["identity"]["flip_share"] for b in BETAS]
+        flips = [np.nan if v is None else v for v in flips]  # null: not measured (no identity attribute read)
         axes[0].bar(xs + (k - 1.5) * 0.2, cover, 0.2, label=m.replace("_", " "))
         axes[1].bar(xs + (k - 1.5) * 0.2, flips, 0.2)
     axes[0].set_ylabel("faces whose views span\np10..p90 of held-out yaw")
@@ -283,13 +285,16 @@ def photo_copies() -> None:
                 img.convert("RGB").save(out, quality=90, optimize=True)
 
 
-def main() -> int:
+def main(out: Path | None = None) -> int:
+    """Write the figures and facts.json to `out` (default report/figures/)."""
+    global OUT
+    OUT = Path(out) if out is not None else OUT
     missing = [p for p in (RESULTS / "text" / "sweep_lstm.json", RESULTS / "vae_beta_4" / "rotate" / "summary.json",
                            CKPT / "face_attributes" / "summary.json") if not p.is_file()]
     if missing:
         print(f"error: result files missing ({', '.join(map(str, missing))}): run make report-results", file=sys.stderr)
         return 2
-    OUT.mkdir(exist_ok=True)
+    OUT.mkdir(parents=True, exist_ok=True)
     sweeps = {a: read_json(RESULTS / "text" / f"sweep_{a}.json") for a in ARCHS}
     runs = {p.stem: read_json(p) for p in sorted((RESULTS / "text" / "runs").glob("*.json"))}
     sweep_figure(sweeps)
@@ -311,4 +316,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=OUT, help="where the figures and facts.json go (default: report/figures)")
+    sys.exit(main(parser.parse_args().out.resolve()))

@@ -6,7 +6,8 @@
 Every run is an ordinary `exercise1/<arch>/train.py` call (same split, same code as the shipped
 models) with `--max_minutes` of pure training time (evaluations are not counted) and its own
 checkpoint folder under --ckpt_dir. A run that has already used its budget is not repeated, so
-the sweep can be stopped and started again; a half-finished one resumes from its last state.
+the sweep can be stopped and started again; an interrupted one resumes from its last state, and one
+that stopped by itself (patience) counts as finished.
 Heat maps: <out>/sweep_<arch>.png.
 
   python scripts/sweep_text.py --minutes 2                # everything (~70 min on 2 CPU cores)
@@ -24,11 +25,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tqdm import tqdm  # noqa: E402
 
+from utils.arguments import positive_float, positive_int  # noqa: E402
 from utils.checkpoint import write_json  # noqa: E402
 from utils.errors import UserError, cli  # noqa: E402
 from utils.paths import repo_path  # noqa: E402
+from utils.progress import progress  # noqa: E402
 
 # Sizes are named S / M / L; everything not named here comes from the architecture's config.json.
 # The LSTM's sweep ran on one layer without dropout, which its config.json no longer ships.
@@ -55,22 +57,31 @@ def read_history(folder: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def run_one(arch: str, name: str, overrides: dict, lr: float, args, log_dir: Path) -> dict:
-    """Train one configuration (unless it already used its budget) and summarise it."""
-    folder = Path(args.ckpt_dir) / name
+def finished(folder: Path, minutes: float) -> bool:
+    """A run is finished when it stopped by itself (patience), ran all its epochs or used its budget
+    (run.json says how it ended); only an interrupted run is resumed, so a rerun never trains a
+    finished cell further."""
+    ended = folder / "run.json"
+    if ended.is_file() and json.loads(ended.read_text(encoding="utf-8")).get("stopped") in ("patience", "epochs"):
+        return True
     history = read_history(folder)
-    if not history or history[-1]["minutes"] < args.minutes * 0.999:
+    return bool(history) and history[-1]["minutes"] >= minutes * 0.999
+
+
+def run_one(arch: str, name: str, overrides: dict, lr: float, args, log_dir: Path) -> dict:
+    """Train one configuration (unless it has finished) and summarise it."""
+    folder = Path(args.ckpt_dir) / name
+    if not finished(folder, args.minutes):
         cmd = [sys.executable, str(ROOT / "exercise1" / arch / "train.py"), "--dataset", args.dataset,
                "--data_dir", args.data_dir, "--max_minutes", str(args.minutes), "--lr", str(lr), "--name", name,
                "--ckpt_dir", args.ckpt_dir, "--seed", str(args.seed), "--threads", str(args.threads),
                "--set", *[f"{k}={json.dumps(v)}" for k, v in overrides.items()]]
-        if (folder / "last.pt").is_file():
-            cmd.append("--resume")
+        cmd.append("--resume" if (folder / "last.pt").is_file() else "--overwrite")
         with open(log_dir / f"{name}.log", "w", encoding="utf-8") as log:
             rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         if rc != 0:
             raise UserError(f"run {name} failed (exit {rc}); see {log_dir / (name + '.log')}")
-        history = read_history(folder)
+    history = read_history(folder)
     metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     last = history[-1]
     return {"name": name, "arch": arch, "overrides": overrides, "learning_rate": lr,
@@ -116,15 +127,16 @@ def resolve_paths(args):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--archs", nargs="+", default=["transformer", "tcn", "lstm"], choices=list(SIZES))
-    p.add_argument("--minutes", type=float, default=2.0, help="training-time budget per run")
+    p.add_argument("--archs", nargs="+", default=["transformer", "tcn", "lstm"], choices=list(SIZES),
+                   help="architectures to sweep")
+    p.add_argument("--minutes", type=positive_float, default=2.0, help="training-time budget per run")
     p.add_argument("--no_pe", action="store_true", help="skip the positional-encoding comparison")
     p.add_argument("--dataset", default="text", help="prepared data set (exercise1/data_preparation.py)")
-    p.add_argument("--data_dir", default="data")
+    p.add_argument("--data_dir", default="data", help="folder holding prepared data sets")
     p.add_argument("--ckpt_dir", default="outputs/sweep", help="checkpoints and logs of the runs")
     p.add_argument("--out", default="report/results/text", help="where the JSON summaries and heat maps go")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=positive_int, default=2, help="CPU threads per run")
+    p.add_argument("--seed", type=int, default=0, help="random seed of every run")
     args = resolve_paths(p.parse_args())
     out, log_dir = Path(args.out), Path(args.ckpt_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -137,13 +149,13 @@ def main() -> None:
             jobs += [(arch, PE_SIZE, PE_LR, pe) for pe in PE_KINDS if pe != "learned"]
     done: dict[str, dict] = {}
     t0 = time.time()
-    for arch, size, lr, pe in tqdm(jobs, desc="sweep", unit="run"):
+    for arch, size, lr, pe in progress(jobs, desc="sweep", unit="run"):
         overrides = dict(SIZES[arch][size])
         if pe:
             overrides["model.positional_encoding"] = pe
         name = run_name(arch, size, lr, pe)
         done[name] = summary = run_one(arch, name, overrides, lr, args, log_dir)
-        tqdm.write(f"{name:32s} {summary['parameters'] / 1e6:5.2f}M  {summary['steps']:5d} steps  "
+        print(f"{name:32s} {summary['parameters'] / 1e6:5.2f}M  {summary['steps']:5d} steps  "
                    f"{summary['chars_per_second']:7.0f} chars/s  best held-out {summary['best_val_bpc']:.3f} bpc")
         if all(run_name(arch, s, r) in done for s in SIZES[arch] for r in LEARNING_RATES[arch]):
             result = {"arch": arch, "minutes": args.minutes, "dataset": args.dataset,
