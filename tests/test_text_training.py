@@ -307,3 +307,22 @@ def test_training_writes_runs_and_test_reads_runs_before_the_shipped_models(tmp_
     (tmp_path / "runs" / "lstm" / "lstm.pt").write_bytes(b"")
     assert runs.trained_model_dir("lstm", None, "lstm.pt") == tmp_path / "runs" / "lstm"
     assert runs.trained_model_dir("lstm", "elsewhere", "lstm.pt") == tmp_path / "elsewhere" / "lstm"
+
+
+def test_the_sweep_counts_a_run_that_stopped_by_itself_as_finished(tmp_path):
+    """Defect: `make sweep` resumed every cell that had stopped early by patience (it never reaches its
+    budget), so each rerun of the sweep trained those cells further."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sweep_text", REPO / "scripts" / "sweep_text.py")
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    run = tmp_path / "cell"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(json.dumps({"minutes": 0.7, "val_bpc": 2.0}) + "\n")
+    assert not sweep.finished(run, 2.0)                      # interrupted: resume it
+    (run / "run.json").write_text(json.dumps({"stopped": "patience", "minutes": 0.7}))
+    assert sweep.finished(run, 2.0)                          # stopped by itself: leave it
+    (run / "run.json").write_text(json.dumps({"stopped": "time budget", "minutes": 2.0}))
+    (run / "metrics.jsonl").write_text(json.dumps({"minutes": 2.0, "val_bpc": 2.0}) + "\n")
+    assert sweep.finished(run, 2.0)
