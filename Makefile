@@ -40,6 +40,7 @@ report-results: $(STAMP)
 	mkdir -p $(RESULTS)/text
 	$(BIN)/python exercise1/data_preparation.py --text $(TEXT) --name text
 	cp data/text/split.json $(RESULTS)/text/split.json
+	$(BIN)/python exercise1/ngram.py --dataset text --json | tail -n 1 > $(RESULTS)/text/ngram_ladder_text.json
 	for arch in lstm tcn transformer; do \
 	  $(BIN)/python exercise1/$$arch/test.py --ckpt_dir checkpoints --dataset text --json --seed 1 --length 500 | tail -n 1 > $(RESULTS)/text/$$arch.json || exit 1; \
 	  for t in 0.5 1.0; do \
@@ -78,6 +79,8 @@ train-text: $(STAMP)
 CHAPTER ?= data/chapter.txt
 chapter: $(STAMP)
 	bash scripts/chapter_runs.sh $(CHAPTER)
+	$(BIN)/python exercise1/ngram.py --dataset chapter --data_dir outputs/chapter_data --json | tail -n 1 \
+	  > $(RESULTS)/text/ngram_ladder_chapter.json
 # Other runs of the final budget that the report compares with the shipped models (not shipped):
 # ARCH:TAG:SETTINGS (comma-separated --set entries); learning curves to report/results/text/runs/ (11 min each).
 ONE_LAYER := model.num_lstm_layers=1,model.d_lstm=512

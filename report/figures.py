@@ -60,6 +60,7 @@ def sweep_figure(sweeps: dict) -> None:
             bpc = [s["runs"][f"{size}@{lr:g}"]["best_val_bpc"] for lr in lrs]
             params = s["runs"][f"{size}@{lrs[0]:g}"]["parameters"]
             ax.plot(lrs, bpc, marker=marker, label=f"{size} ({params / 1e6:.2f}M)")
+        ladder_line(ax)
         ax.set_xscale("log")
         ax.set_xticks(s["learning_rates"], [f"{lr:g}" for lr in s["learning_rates"]])
         ax.minorticks_off()
@@ -68,6 +69,14 @@ def sweep_figure(sweeps: dict) -> None:
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False, ncols=1)
     axes[0].set_ylabel(f"best held-out bpc ({sweeps['lstm']['minutes']:g} min)")
     save(fig, "sweep.svg")
+
+
+def ladder_line(ax, text: str = "text", label: bool = True) -> None:
+    """The yardstick as a reference line: the best order of the Kneser-Ney n-gram ladder on the same
+    split (report/results/text/ngram_ladder_<text>.json, written by exercise1/ngram.py)."""
+    ladder = read_json(RESULTS / "text" / f"ngram_ladder_{text}.json")
+    ax.axhline(ladder["best_bpc"], color="grey", ls=":", lw=1.2,
+               label=f"Kneser-Ney {ladder['best_order']}-gram" if label else None)
 
 
 def curves_figure() -> None:
@@ -80,6 +89,7 @@ def curves_figure() -> None:
         ax.plot(ep, [r["train_bpc"] for r in rows], color=COLORS[arch], ls="--", lw=1, label=f"{NAMES[arch]} train")
     top = max(max(r["train_bpc"], r["val_bpc"]) for a in ARCHS for r in read_jsonl(CKPT / a / "metrics.jsonl"))
     ax.set_ylim(1.4, top * 1.03)
+    ladder_line(ax)
     ax.set_xlabel("epoch")
     ax.set_ylabel("bits per character")
     ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
@@ -99,6 +109,7 @@ def runs_figure(runs: dict) -> None:
                         label=tag.removeprefix(arch + "_").replace("_", " "))
                 values += [c["val_bpc"] for c in run["curve"]]
         ax.set_ylim(min(values) * 0.97, max(values) * 1.03)  # every point shown
+        ladder_line(ax)
         ax.set_title(f"{NAMES[arch]}: other runs of the same budget")
         ax.set_xlabel("epoch")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False, ncols=3)
@@ -116,13 +127,16 @@ def chapter_figure(chapter: dict) -> None:
             ax.plot([c["minutes"] for c in run["curve"]], [c["val_bpc"] for c in run["curve"]], style,
                     color=COLORS[arch], label=kind.replace("_", " "))
             ax.plot(run["best"]["minutes"], run["best"]["val_bpc"], "o", color=COLORS[arch], ms=4)
-        ax.set_ylim(1.9, 3.0)  # the novel settings' runs climb far above (TCN to 5 bpc): cut, see the table
+        ax.set_ylim(1.85, 3.0)  # the novel settings' runs climb far above (TCN to 5 bpc): cut, see the table
+        ladder_line(ax, "chapter", label=False)
         ax.set_title(NAMES[arch])
         ax.set_xlabel("training minutes")
     axes[0].set_ylabel("held-out bpc")
+    ladder = read_json(RESULTS / "text" / "ngram_ladder_chapter.json")
     fig.legend(handles=[plt.Line2D([], [], color="black", ls="--", label="novel settings"),
-                        plt.Line2D([], [], color="black", label="size rule")],
-               loc="upper center", bbox_to_anchor=(0.5, -0.02), frameon=False, ncols=2)
+                        plt.Line2D([], [], color="black", label="size rule"),
+                        plt.Line2D([], [], color="grey", ls=":", label=f"Kneser-Ney {ladder['best_order']}-gram")],
+               loc="upper center", bbox_to_anchor=(0.5, -0.02), frameon=False, ncols=3)
     save(fig, "chapter.svg")
 
 
@@ -146,6 +160,7 @@ def pe_figure(pe: dict) -> None:
     fig, ax = plt.subplots(figsize=(3.4, 2.3))
     for name, run in pe["runs"].items():
         ax.plot([c["step"] for c in run["curve"]], [c["val_bpc"] for c in run["curve"]], marker="o", ms=3, label=name)
+    ladder_line(ax)
     ax.set_xlabel("step")
     ax.set_ylabel("held-out bpc")
     ax.legend(loc="upper right", frameon=False, title="positions")
