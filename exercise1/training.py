@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import time
 from pathlib import Path
 
@@ -33,16 +32,8 @@ from utils.errors import UserError
 from utils.helper_functions import decode
 from utils.paths import repo_path
 from utils.progress import progress
+from utils.schedule import budget_share, cosine_lr
 from utils.runs import clear_run_dir, start_run_dir
-
-
-def lr_at(progress_share: float, step: int, cfg: dict) -> float:
-    """Linear warm-up, then cosine decay to `min_lr_ratio` of the peak as progress goes 0 -> 1."""
-    peak = cfg["learning_rate"]
-    if step < cfg["warmup_steps"]:
-        return peak * (step + 1) / cfg["warmup_steps"]
-    floor = peak * cfg["min_lr_ratio"]
-    return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * min(progress_share, 1.0)))
 
 
 def new_state() -> dict:
@@ -231,11 +222,10 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
     try:
         while not done:
             t0 = time.perf_counter()
-            share = state["step"] / total_steps
-            if max_seconds:
-                share = max(share, state["elapsed"] / max_seconds)
+            share = budget_share(state["step"], total_steps, state["elapsed"], max_seconds)
             for group in opt.param_groups:
-                group["lr"] = lr_at(share, state["step"], cfg)
+                group["lr"] = cosine_lr(cfg["learning_rate"], share, state["step"], cfg["warmup_steps"],
+                                        cfg["min_lr_ratio"])
             x, y = random_windows(train_stream, cfg["batch_size"], cfg["seq_len"], gen)
             x, y = shard(x, dist_info).to(device), shard(y, dist_info).to(device)
             with autocast(device, bf16):
