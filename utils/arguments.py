@@ -2,33 +2,23 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
-def positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return number
+def _number(kind, low: float, inclusive: bool, what: str):
+    def parse(value: str):
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value!r}") from None
+        if math.isnan(number) or math.isinf(number) or number < low or (number == low and not inclusive):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return number
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
-def non_negative_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
-    return number
-
-
-def positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value!r}") from None
-    if not 0 < number < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
-    return number
+positive_int = _number(int, 1, True, "a whole number >= 1")
+non_negative_int = _number(int, 0, True, "a whole number >= 0")
+positive_float = _number(float, 0, False, "a number > 0")
+non_negative_float = _number(float, 0, True, "a number >= 0")
