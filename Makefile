@@ -104,7 +104,7 @@ train-vaes: $(STAMP)
 # The attribute classifier that measures the face analyses (trained on photos, blurred photos and the
 # shipped VAEs' reconstructions of the training faces; about 7 min here).
 classifier: $(STAMP)
-	$(BIN)/python exercise2/classifier.py --dset_dir $(DSET) --threads 2
+	$(BIN)/python exercise2/classifier.py --dset_dir $(DSET) --threads 2 --ckpt_dir $(CKPT_DIR) --overwrite
 
 # Everything end to end on a CPU: data, sweep, shipped models, analyses, PDF (about 3.7 h here).
 # It regenerates what ships: the models go to checkpoints/ (replacing the shipped ones).

@@ -14,7 +14,7 @@ LSTM_WARMUP = 1024  # characters of context a lane of the LSTM reads before it i
 
 
 @torch.no_grad()
-def evaluate(model, stream: torch.Tensor, seq_len: int, device, lanes: int = 16) -> dict:
+def evaluate(model, stream: torch.Tensor, seq_len: int, device, lanes: int = 16, per_char: bool = False) -> dict:
     """Held-out loss with every character predicted from as much context as the model can use.
 
     The targets are cut into `lanes` contiguous pieces processed side by side. Each lane after the
@@ -24,7 +24,8 @@ def evaluate(model, stream: torch.Tensor, seq_len: int, device, lanes: int = 16)
     LSTM and the TCN carry their state from chunk to chunk; the Transformer slides a window of its
     whole context with a stride of half of it, so every scored character has at least context/2
     predecessors (all it can see, up to its window). Returns the mean negative log-likelihood in nats,
-    bits per character and next-character accuracy."""
+    bits per character and next-character accuracy; with `per_char`, also "losses": the loss in nats
+    of every target `stream[1:]`, in stream order (`[len(stream) - 1]`, on the CPU)."""
     was_training = model.training
     model.eval()
     n = len(stream) - 1                                                      # characters to predict
@@ -44,11 +45,14 @@ def evaluate(model, stream: torch.Tensor, seq_len: int, device, lanes: int = 16)
         scored[i, a - s:b - s] = True
     x, y, scored = x.to(device), y.to(device), scored.to(device)
     nll, correct = 0.0, 0
+    every = torch.zeros(lanes, length, device=device) if per_char else None   # [lanes, L] nats
 
     def score(logits, t0, t1):
         nonlocal nll, correct
         logits, target, mask = logits.float(), y[:, t0:t1], scored[:, t0:t1]
         losses = F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none").view_as(target)
+        if every is not None:
+            every[:, t0:t1] = losses
         nll += losses[mask].sum().item()
         correct += ((logits.argmax(-1) == target) & mask).sum().item()
 
@@ -65,4 +69,7 @@ def evaluate(model, stream: torch.Tensor, seq_len: int, device, lanes: int = 16)
             score(logits[:, t - begin:], t, t + logits.shape[1] - (t - begin))
     model.train(was_training)
     loss = nll / n
-    return {"loss_nats": loss, "bpc": loss / LN2, "accuracy": correct / n, "chars": n}
+    out = {"loss_nats": loss, "bpc": loss / LN2, "accuracy": correct / n, "chars": n}
+    if every is not None:
+        out["losses"] = every[scored].cpu()  # row-major: lane after lane, i.e. in stream order
+    return out

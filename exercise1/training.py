@@ -24,6 +24,7 @@ from exercise1.config import training_config
 from exercise1.data import load_text_data, random_windows
 from exercise1.evaluation import LN2, evaluate
 from exercise1.generation import generate
+from exercise1.learning import char_kinds, loss_by_kind, sample_statistics, words_of
 from exercise1.models import build_model, count_parameters
 from utils.checkpoint import atomic_save, atomic_write_text, load_checkpoint, load_state_dict_float32, write_json
 from utils.device import autocast, device_name, resolve_device, use_bf16
@@ -82,6 +83,11 @@ class RunRecord:
         if self.write:
             atomic_save({**checkpoint, "metrics": metrics}, self.best_path)
             write_json(metrics, self.folder / "metrics.json")
+
+    def save_early(self, checkpoint: dict, metrics: dict) -> None:
+        """early.pt: the model at the first evaluation, to compare what it knows early and late."""
+        if self.write:
+            atomic_save({**checkpoint, "metrics": metrics}, self.folder / "early.pt")
 
     def save_last(self, checkpoint: dict) -> None:
         if self.write:
@@ -170,6 +176,8 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
         ddp_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
 
+    kinds = char_kinds(data.val, alphabet)                     # for the held-out loss by kind of character
+    known_words = set(words_of(decode(data.train, alphabet)))  # for the share of sampled words that exist
     prompt_line = data.val_lines[0] if data.val_lines else data.train[:40]
     prompt = torch.from_numpy(prompt_line[: config["testing"].get("teacher_forcing_steps", 30)].copy())
     n_params = count_parameters(model)
@@ -193,7 +201,8 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
 
     def evaluation(train_loss: float) -> None:
         """Held-out loss and a sample; the log, the best model, the patience count."""
-        metrics = evaluate(model, val_stream, cfg["seq_len"], device)
+        metrics = evaluate(model, val_stream, cfg["seq_len"], device, per_char=True)
+        by_kind = loss_by_kind(metrics.pop("losses"), kinds)
         sample = decode(generate(model, prompt.to(device), cfg["sample_length"], temperature=0.8,
                                  generator=torch.Generator().manual_seed(0))[0].cpu(), alphabet)
         model.train()
@@ -201,17 +210,20 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
                  "train_loss_nats": train_loss, "train_bpc": train_loss / LN2, "val_loss_nats": metrics["loss_nats"],
                  "val_bpc": metrics["bpc"], "val_accuracy": metrics["accuracy"],
                  "chars_per_second": state["step"] * cfg["batch_size"] * cfg["seq_len"] / max(state["elapsed"], 1e-9),
-                 "sample": sample}
+                 "val_bpc_by_kind": {k: v["bpc"] for k, v in by_kind.items()},
+                 "sample": sample, "sample_statistics": sample_statistics(sample, known_words)}
         state["history"].append(entry)
         record.add_evaluation(entry)
+        summary = {"epoch": state["epoch"], "step": state["step"], "minutes": entry["minutes"], "parameters": n_params,
+                   **{f"val_{k}": v for k, v in metrics.items()}}
+        if len(state["history"]) == 1:
+            record.save_early(checkpoint(), summary)
         better = metrics["bpc"] < state["best_bpc"]  # the same on every process: patience counts alike
         state["since_best"] = 0 if better else state["since_best"] + 1
         if better:
             state["best_bpc"] = metrics["bpc"]
             if cfg["save_model"]:
-                record.save_best(checkpoint(), {"epoch": state["epoch"], "step": state["step"],
-                                                "minutes": entry["minutes"], "parameters": n_params,
-                                                **{f"val_{k}": v for k, v in metrics.items()}})
+                record.save_best(checkpoint(), summary)
 
     model.train()
     done = state["step"] >= total_steps or (max_seconds is not None and state["elapsed"] >= max_seconds)

@@ -1,7 +1,12 @@
 """The measuring instrument of the face analyses: a small CNN that predicts CelebA's 40 attributes.
 
-    python exercise2/classifier.py --dset_dir data                 # train, evaluate, write checkpoints/face_attributes/
-    python exercise2/classifier.py --dset_dir data --evaluate_only # re-measure the shipped classifier
+    python exercise2/classifier.py --dset_dir data                 # train, evaluate, write runs/face_attributes/
+    python exercise2/classifier.py --dset_dir data --evaluate_only # re-measure the classifier in use
+
+It writes <ckpt_dir>/face_attributes/ (default: runs/; --ckpt_dir checkpoints --overwrite replaces the shipped one)
+and reads the VAEs of --vaes, and with --evaluate_only the classifier, as every task reads a model:
+from <ckpt_dir>/<name>/ when --ckpt_dir is given, else runs/<name>/ when trained there, else the
+shipped checkpoints/<name>/.
 
 It trains on the training split only (the last 10 % of the sorted files stay held out, as for the
 VAEs). VAE decodes are blurry, and a classifier that has only seen sharp photos misjudges them, so
@@ -25,16 +30,19 @@ if __name__ == "__main__":
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from exercise2.attributes import Attributes, find_attribute_file, match_attributes
 from exercise2.dataset import load_faces_and_names, split_faces, to_float
-from exercise2.measures import _blur, auc_matrix, round_floats
+from exercise2.measures import auc_matrix, round_floats
+from exercise2.pose import blur
 from exercise2.model import load_vae
 from utils.checkpoint import atomic_save, load_checkpoint, load_state_dict_float32, state_dict_to, write_json
 from utils.device import DEVICE_CHOICES, resolve_device
 from utils.errors import UserError, cli
 from utils.paths import repo_path
+from utils.progress import progress
+from utils.arguments import non_negative_int, positive_float, positive_int
+from utils.runs import RUNS_DIR, clear_run_dir, start_run_dir, trained_model_dir
 
 CLASSIFIER_NAME = "face_attributes"
 RELIABLE_AUC = 0.80  # an attribute measures a VAE's decodes only from this held-out AUC on its reconstructions
@@ -90,12 +98,15 @@ class AttributeClassifier:
             out.append((self.net.features(x) if features else torch.sigmoid(self.net(x))).cpu())
         return torch.cat(out) if out else torch.zeros(0, len(self.names))
 
-    def attributes_for(self, vae_name: str) -> list[str]:
-        """Attributes to measure on this VAE's decodes: those reliable on its reconstructions, else on
-        the beta = 4 VAE's (a middle ground for a VAE the classifier was not measured on)."""
+    def attributes_for(self, vae_name: str) -> tuple[list[str], str | None]:
+        """(attributes to measure on this VAE's decodes, the VAE whose list they are): those reliable on
+        its reconstructions; for a VAE the classifier was not measured on, those of the beta = 4 VAE (a
+        middle ground) or else of the first VAE measured; ([], None) when it was measured on none. The
+        caller says when the list is another VAE's."""
         if vae_name in self.reliable:
-            return self.reliable[vae_name]
-        return self.reliable.get("vae_beta_4") or next(iter(self.reliable.values()), [])
+            return self.reliable[vae_name], vae_name
+        stand_in = "vae_beta_4" if "vae_beta_4" in self.reliable else next(iter(self.reliable), None)
+        return (self.reliable[stand_in], stand_in) if stand_in else ([], None)
 
 
 def classifier_path(ckpt_dir: str | Path = "checkpoints") -> Path:
@@ -126,7 +137,7 @@ def random_blur(x: torch.Tensor, gen: torch.Generator, max_sigma: float = 1.5) -
         pick = (sigmas >= lo) & (sigmas < lo + 0.25)
         if pick.any():
             b = x[pick]
-            out[pick] = _blur(b.reshape(-1, 1, *b.shape[-2:]), float(lo) + 0.125).reshape(b.shape)
+            out[pick] = blur(b.reshape(-1, 1, *b.shape[-2:]), float(lo) + 0.125).reshape(b.shape)
     return out
 
 
@@ -135,7 +146,7 @@ def reconstruct(vae, faces: torch.Tensor, device, batch: int = 256) -> torch.Ten
     """uint8 reconstructions (from the posterior mean) of uint8 faces."""
     vae.eval()
     out = []
-    for i in tqdm(range(0, len(faces), batch), desc="reconstructing", leave=False, disable=len(faces) < 2000):
+    for i in progress(range(0, len(faces), batch), desc="reconstructing", leave=False, disable=len(faces) < 2000):
         mu, _ = vae.encode(to_float(faces[i:i + batch]).to(device))
         out.append((torch.sigmoid(vae.decode(mu)) * 255).round().to(torch.uint8).cpu())
     return torch.cat(out)
@@ -175,10 +186,12 @@ def train(args) -> dict:
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     train_x, train_y, val_x, val_y, attrs = load_labelled_faces(args)
+    out = start_run_dir(repo_path(args.ckpt_dir or RUNS_DIR) / CLASSIFIER_NAME, resume=False,
+                        overwrite=args.overwrite, name_flag="--ckpt_dir", can_resume=False)
     names = attrs.names
     vaes = {}
     for name in args.vaes:
-        folder = repo_path(args.ckpt_dir) / name
+        folder = trained_model_dir(name, args.ckpt_dir, f"{name}.pt")
         if (folder / f"{name}.pt").is_file():
             vaes[name] = load_vae(folder / f"{name}.pt").to(device)
         else:
@@ -191,13 +204,13 @@ def train(args) -> dict:
     clf = AttributeClassifier(net, names, {}, device)
     if not args.evaluate_only:
         opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
-        steps = args.epochs * math.ceil(len(train_x) / args.batch_size)
+        steps = args.steps or args.epochs * math.ceil(len(train_x) / args.batch_size)
         pos_rate = train_y.float().mean(0).clamp(0.01, 0.99)
         with torch.no_grad():  # start from the base rates: the first steps then learn features, not priors
             net.head.bias.copy_(torch.log(pos_rate / (1 - pos_rate)).to(device))
         sources = [None, "blur", *recon_train]
         start = time.perf_counter()
-        bar = tqdm(range(steps), desc="train classifier", unit="step", dynamic_ncols=True)
+        bar = progress(range(steps), desc="train classifier", unit="step", dynamic_ncols=True)
         for step in bar:
             for group in opt.param_groups:
                 group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * step / steps))
@@ -224,16 +237,19 @@ def train(args) -> dict:
                 break
         train_minutes = (time.perf_counter() - start) / 60
     else:
-        shipped = load_classifier(args.ckpt_dir, device, required=True)
-        shipped_config = load_checkpoint(classifier_path(args.ckpt_dir))["config"]
+        source = trained_model_dir(CLASSIFIER_NAME, args.ckpt_dir, f"{CLASSIFIER_NAME}.pt")
+        print(f"re-measuring the classifier in {source}")
+        shipped = load_classifier(source.parent, device, required=True)
+        shipped_ckpt = load_checkpoint(source / f"{CLASSIFIER_NAME}.pt")
+        shipped_config = shipped_ckpt["config"]
         clf.net = net = shipped.net
-        previous = repo_path(args.ckpt_dir) / CLASSIFIER_NAME / "summary.json"
+        previous = source / "summary.json"
         train_minutes = json.loads(previous.read_text()).get("train_minutes") if previous.is_file() else None
     net.eval()
     # held-out measurements: photos, blurred photos, and each VAE's reconstructions of the held-out faces
     val_f = to_float(val_x)
     results = {"photos": measure(clf, val_f, val_y),
-               "blurred photos (sigma 1)": measure(clf, _blur(val_f.reshape(-1, 1, 64, 64), 1.0).reshape(val_f.shape), val_y)}
+               "blurred photos (sigma 1)": measure(clf, blur(val_f.reshape(-1, 1, 64, 64), 1.0).reshape(val_f.shape), val_y)}
     for name, vae in vaes.items():
         results[f"reconstructions by {name}"] = measure(clf, to_float(reconstruct(vae, val_x, device)), val_y)
     base = {name: max(float(val_y[:, a].float().mean()), 1 - float(val_y[:, a].float().mean())) for a, name in enumerate(names)}
@@ -249,13 +265,13 @@ def train(args) -> dict:
                "majority_baseline_accuracy": base,
                "mean_auc": {k: float(torch.tensor([v[n]["auc"] for n in names]).nanmean()) for k, v in results.items()},
                "reliable_on_reconstructions": reliable, "per_attribute": results}
-    out = repo_path(args.ckpt_dir) / CLASSIFIER_NAME
+    if args.overwrite:
+        clear_run_dir(out)
     if not args.evaluate_only:
         atomic_save({"model": state_dict_to(net.state_dict(), torch.float16), "attribute_names": names,
                      "reliable": reliable, "config": summary["config"]}, out / f"{CLASSIFIER_NAME}.pt")
     else:  # only the reliability lists change
-        ckpt = load_checkpoint(out / f"{CLASSIFIER_NAME}.pt")
-        atomic_save({**ckpt, "reliable": reliable}, out / f"{CLASSIFIER_NAME}.pt")
+        atomic_save({**shipped_ckpt, "reliable": reliable}, out / f"{CLASSIFIER_NAME}.pt")
     write_json(round_floats(summary), out / "summary.json")
     print(f"\n{'attribute':20s} {'base acc':>8s} " + " ".join(f"{k[:22]:>22s}" for k in results))
     for n in names:
@@ -274,18 +290,21 @@ def build_parser() -> argparse.ArgumentParser:
     a("--dataset", default="CelebA", help="folder under dset_dir with the images (default: CelebA)")
     a("--attr_file", default=None, help="attribute file (default: <dataset>/list_attr_celeba.txt or <dataset>/Anno/...)")
     a("--cache_dir", default="data/cache", help="decoded-face cache ('' to disable; default: data/cache)")
-    a("--num_workers", type=int, default=2, help="threads that decode images on the first run (default: 2)")
-    a("--ckpt_dir", default="checkpoints", help="where the VAEs are and the classifier goes (default: checkpoints)")
+    a("--num_workers", type=non_negative_int, default=2, help="threads that decode images on the first run (default: 2)")
+    a("--ckpt_dir", default=None, help="where the classifier goes, <ckpt_dir>/face_attributes/ (default: runs/), and "
+      "where the VAEs are read (default: runs/<name>/ when trained there, else the shipped checkpoints/<name>/)")
     a("--vaes", nargs="*", default=["vae_beta_0", "vae_beta_4", "vae_beta_20"],
       help="VAE checkpoints whose reconstructions join the training mix and are measured (default: the three shipped)")
-    a("--epochs", type=int, default=12, help="passes over the training faces (default: 12)")
-    a("--max_minutes", type=float, default=None, help="stop after this many minutes of training")
-    a("--batch_size", type=int, default=128, help="images per step (default: 128)")
-    a("--lr", type=float, default=2e-3, help="AdamW learning rate, cosine decay (default: 2e-3)")
-    a("--width", type=int, default=32, help="channels of the first block; doubled per block (default: 32)")
+    a("--overwrite", action="store_true", help="replace a classifier already in <ckpt_dir>/face_attributes/")
+    a("--epochs", type=positive_int, default=12, help="passes over the training faces (default: 12)")
+    a("--steps", type=positive_int, default=None, help="train this many steps instead of --epochs passes")
+    a("--max_minutes", type=positive_float, default=None, help="stop after this many minutes of training")
+    a("--batch_size", type=positive_int, default=128, help="images per step (default: 128)")
+    a("--lr", type=positive_float, default=2e-3, help="AdamW learning rate, cosine decay (default: 2e-3)")
+    a("--width", type=positive_int, default=32, help="channels of the first block; doubled per block (default: 32)")
     a("--seed", type=int, default=1, help="random seed (default: 1)")
     a("--device", default="auto", choices=DEVICE_CHOICES, help="auto | cpu | cuda (default: auto)")
-    a("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    a("--threads", type=positive_int, default=None, help="CPU threads for torch (default: torch's choice)")
     a("--evaluate_only", action="store_true", help="measure the shipped classifier again instead of training")
     return p
 
@@ -293,9 +312,6 @@ def build_parser() -> argparse.ArgumentParser:
 @cli
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    for name in ("epochs", "batch_size", "width"):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name} must be at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     train(args)

@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from tqdm import tqdm
-
 from utils.errors import UserError
+from utils.progress import progress
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
 CROP_FRACTION = 148 / 178
@@ -41,15 +40,22 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def load_face_folder(folder: str | Path, size: int = 64, cache_dir: str | Path | None = None,
-                     workers: int = 2) -> torch.Tensor:
+                     workers: int = 2, verbose: bool = True) -> torch.Tensor:
     """All faces below `folder` as uint8 `[N, 3, size, size]` (see `load_faces_and_names`)."""
-    return load_faces_and_names(folder, size, cache_dir, workers)[0]
+    return load_faces_and_names(folder, size, cache_dir, workers, verbose)[0]
+
+
+def _say_skipped(skipped: list[str], total: int, folder: Path, verbose: bool) -> None:
+    if skipped and verbose:
+        shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+        print(f"note: {len(skipped)} of {total} image files below {folder} could not be read and are skipped ({shown})")
 
 
 def load_faces_and_names(folder: str | Path, size: int = 64, cache_dir: str | Path | None = None,
-                         workers: int = 2) -> tuple[torch.Tensor, list[str]]:
+                         workers: int = 2, verbose: bool = True) -> tuple[torch.Tensor, list[str]]:
     """All faces below `folder` as uint8 `[N, 3, size, size]`, and the file name of each (unreadable
-    files are skipped, so names, not positions, tie a face to its annotations). The decoded array is
+    files are skipped, with a note that counts them, so names, not positions, tie a face to its
+    annotations). The decoded array is
     cached in `cache_dir`, keyed by the folder, its file list, the size and the crop, so later runs
     load it in a second."""
     folder = Path(folder)
@@ -64,6 +70,8 @@ def load_faces_and_names(folder: str | Path, size: int = 64, cache_dir: str | Pa
     cache = Path(cache_dir) / f"faces_{folder.name}_{size}px_{len(files)}_{key}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         with np.load(cache) as stored:
+            skipped = stored["skipped"].tolist() if "skipped" in stored.files else []
+            _say_skipped(skipped, len(files), folder, verbose)
             return torch.from_numpy(stored["faces"]).permute(0, 3, 1, 2).contiguous(), stored["names"].tolist()
 
     def read(path):
@@ -73,18 +81,20 @@ def load_faces_and_names(folder: str | Path, size: int = 64, cache_dir: str | Pa
             return None  # not an image after all, or a damaged one: skipped
 
     with ThreadPoolExecutor(max(1, workers)) as pool:  # PIL releases the GIL while decoding
-        faces = list(tqdm(pool.map(read, files, chunksize=64), total=len(files), desc=f"decoding {folder.name}",
-                          unit="img", disable=len(files) < 500))
+        faces = list(progress(pool.map(read, files, chunksize=64), total=len(files), desc=f"decoding {folder.name}",
+                              unit="img", disable=len(files) < 500 or not verbose))
     names = [p.name for p, f in zip(files, faces) if f is not None]
+    skipped = [p.name for p, f in zip(files, faces) if f is None]
     faces = [f for f in faces if f is not None]
     if not faces:
         raise UserError(f"none of the {len(files)} image files below {folder} could be read")
+    _say_skipped(skipped, len(files), folder, verbose)
     array = np.stack(faces)  # [N, size, size, 3]
     if cache is not None:
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp.npz")  # one per process: ranks may race
-            np.savez(tmp, faces=array, names=np.array(names))
+            np.savez(tmp, faces=array, names=np.array(names), skipped=np.array(skipped, dtype=str))
             os.replace(tmp, cache)
         except OSError:
             pass  # a read-only place: work without the cache

@@ -1,6 +1,7 @@
-"""The measuring instruments of the face analyses, as pure functions (no model, no files):
-rank statistics (AUC), mutual information and MIG, a linear probe, a yaw measure read off the
-pixels, a Frechet distance between feature sets, identity flips across views, and labelled grids.
+"""The statistics of the face analyses, as pure functions (no model, no files): rank statistics
+(AUC), mutual information and MIG, a linear probe, a Frechet distance between feature sets,
+identity flips across views. Head pose and the codes of turned faces are in `pose.py`, the
+figures in `drawing.py`.
 
 Conventions: codes are float tensors `[N, Z]`, labels bool `[N, A]`, images float `[N, 3, H, W]`
 in [0, 1].
@@ -12,7 +13,6 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageFont
 
 # Attributes that belong to the person, not to the moment (pose, expression, lighting, make-up): a
 # rotation that flips one of these has changed who is shown.
@@ -22,17 +22,28 @@ IDENTITY_ATTRIBUTES = ("Male", "Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_H
 
 # ---------------------------------------------------------------------------------------- ranks
 def ranks(x: torch.Tensor) -> torch.Tensor:
-    """Ranks 1..N along dim 0 of `[N, ...]` (ties broken by order; codes are continuous)."""
-    order = x.argsort(0)
-    r = torch.empty_like(order)
-    r.scatter_(0, order, torch.arange(1, len(x) + 1, device=x.device).view(-1, *([1] * (x.dim() - 1))).expand_as(order))
-    return r.double()
+    """Ranks 1..N along dim 0 of `[N, ...]`, as doubles; tied values all get the mean of the ranks they
+    occupy (mid-ranks: three values tied for ranks 4, 5 and 6 all get 5)."""
+    flat = x.flatten(1) if x.dim() > 1 else x.view(-1, 1)
+    n = len(flat)
+    values, order = flat.sort(dim=0, stable=True)
+    pos = torch.arange(n, device=x.device).view(-1, 1).expand_as(order)
+    starts = torch.ones_like(values, dtype=torch.bool)
+    starts[1:] = values[1:] != values[:-1]                                 # first of each run of equal values
+    ends = torch.ones_like(starts)
+    ends[:-1] = starts[1:]                                                 # last of each run
+    first = torch.where(starts, pos, torch.zeros_like(pos)).cummax(0).values
+    last = torch.where(ends, pos, torch.full_like(pos, n)).flip(0).cummin(0).values.flip(0)
+    r = torch.empty(flat.shape, dtype=torch.float64, device=x.device)
+    r.scatter_(0, order, (first + last).double() / 2 + 1)
+    return r.view(x.shape)
 
 
 def auc_matrix(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """AUC of each score column for each label column: `[N, Z]`, bool `[N, A]` -> `[Z, A]`.
-    0.5 = no relation, 1 = the score ranks every positive above every negative, 0 = the reverse
-    (Mann-Whitney U / (n_pos n_neg)). NaN where a label has only one class."""
+    P(score of a positive > score of a negative) + 1/2 P(tie) (Mann-Whitney U / (n_pos n_neg), from
+    mid-ranks): 0.5 = no relation, 1 = the score ranks every positive above every negative, 0 = the
+    reverse; a score that ties everything (a constant) gets 0.5. NaN where a label has only one class."""
     scores = scores.reshape(len(scores), -1).double()
     y = labels.reshape(len(labels), -1).double()
     n_pos = y.sum(0)
@@ -51,19 +62,24 @@ def binary_entropy(labels: torch.Tensor) -> torch.Tensor:
 
 
 def quantile_bins(codes: torch.Tensor, bins: int) -> torch.Tensor:
-    """Each unit's values -> equal-frequency bin indices 0..bins-1: `[N, Z]` -> long `[N, Z]`."""
+    """Each unit's values -> equal-frequency bin indices 0..bins-1: `[N, Z]` -> long `[N, Z]`.
+    The bin is floor((mid-rank - 1) bins / N), so equal values share a bin: a unit with few distinct
+    values fills fewer (and unequal) bins, a constant unit one bin (and carries no information)."""
     return ((ranks(codes) - 1) * bins / len(codes)).long().clamp_(0, bins - 1)
 
 
-def mutual_information(codes: torch.Tensor, labels: torch.Tensor, bins: int = 10) -> torch.Tensor:
-    """Plug-in estimate of I(z_j; y_a) in nats from equal-frequency bins of each unit: `[Z, A]`.
-    Its upward bias, about (bins - 1) / (2 N) nats, is the same for every unit, so it cancels in MIG's gap."""
-    n = len(codes)
-    onehot = F.one_hot(quantile_bins(codes, bins), bins).double()       # [N, Z, B]
+def _bin_onehot(codes: torch.Tensor, bins: int) -> torch.Tensor:
+    """`[N, Z]` -> double `[N, Z, bins]`: each value's equal-frequency bin, one-hot."""
+    return F.one_hot(quantile_bins(codes, bins), bins).double()
+
+
+def _mi_from_onehot(onehot: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Plug-in I(bin of unit j; y_a) in nats from one-hot bins `[N, Z, B]` and labels `[N, A]`: `[Z, A]`."""
+    n = len(onehot)
     y = labels.double()                                                  # [N, A]
-    joint1 = torch.einsum("nzb,na->zba", onehot, y) / n                  # p(bin, y=1)  [Z, B, A]
-    joint0 = onehot.mean(0)[:, :, None] - joint1                         # p(bin, y=0)
     p_bin = onehot.mean(0)[:, :, None]                                   # [Z, B, 1]
+    joint1 = torch.einsum("nzb,na->zba", onehot, y) / n                  # p(bin, y=1)  [Z, B, A]
+    joint0 = p_bin - joint1                                              # p(bin, y=0)
     p1 = y.mean(0)[None, None]                                           # [1, 1, A]
 
     def term(joint, p_y):
@@ -73,24 +89,134 @@ def mutual_information(codes: torch.Tensor, labels: torch.Tensor, bins: int = 10
     return (term(joint1, p1) + term(joint0, 1 - p1)).sum(1)
 
 
-def mig(codes: torch.Tensor, labels: torch.Tensor, names: list[str], bins: int = 10, bootstrap: int = 0) -> dict:
-    """Mutual information gap (Chen et al. 2018) with attributes as the factors: for each attribute,
-    (the largest minus the second largest I(z_j; y)) / H(y), then the mean over attributes.
-    1 = each attribute lives in one unit alone; 0 = it is spread over units (or absent).
-    With `bootstrap` > 0: the std of the mean MIG over that many resamples of the faces."""
-    mi = mutual_information(codes, labels, bins)                   # [Z, A]
-    h = binary_entropy(labels)
+def mutual_information(codes: torch.Tensor, labels: torch.Tensor, bins: int = 10) -> torch.Tensor:
+    """Plug-in estimate of I(z_j; y_a) in nats from equal-frequency bins of each unit: `[Z, A]`.
+
+    It is biased upwards. For a unit independent of y, 2 N times the estimate is about chi-square with
+    bins - 1 degrees of freedom: mean (bins - 1) / (2 N) nats, spread sqrt(2 (bins - 1)) / (2 N). To first
+    order in 1/N the bias is the same, (bins - 1) / (2 N), for every unit whose bins all hold both
+    classes of y (equal-frequency bins give every unit the same bin sizes); it is smaller for a unit
+    whose bins separate the classes (empty bin-class cells) or that has tied values (fewer bins). So in
+    MIG's gap (top minus second MI) the shared bias cancels only on average and only between two units
+    of that kind: the noise does not (the top two of many estimates are picked for being large, so the
+    gap of units that carry nothing is > 0 on average; `mig_null` measures it), an attribute held by one
+    unit alone loses about (bins - 1) / (2 N) of its gap, and the division by H(y) scales all of this up
+    for rare attributes (small H(y))."""
+    return _mi_from_onehot(_bin_onehot(codes, bins), labels)
+
+
+def _unit_index(informative, z: int) -> torch.Tensor:
+    """The units that compete in MIG: all (None), a bool mask `[Z]`, or unit indices."""
+    if informative is None:
+        return torch.arange(z)
+    sel = torch.as_tensor(informative)
+    if sel.dtype == torch.bool:
+        if sel.shape != (z,):
+            raise ValueError(f"informative mask has shape {tuple(sel.shape)}, expected ({z},)")
+        return sel.nonzero().flatten()
+    sel = sel.long().flatten()
+    if len(sel) and (sel.min() < 0 or sel.max() >= z):
+        raise ValueError(f"informative unit indices must lie in 0..{z - 1}")
+    return sel
+
+
+def _posterior_sample(codes: torch.Tensor, logvar, generator: torch.Generator) -> torch.Tensor:
+    """z = mu + exp(logvar / 2) eps (one draw per face) when `logvar` is given, else the codes."""
+    if logvar is None:
+        return codes
+    eps = torch.randn(codes.shape, generator=generator, dtype=torch.float64).to(codes.device)
+    return codes.double() + (0.5 * logvar.double()).exp() * eps
+
+
+def _gaps(mi: torch.Tensor, h: torch.Tensor):
+    """[Z, A] MI, [A] entropies -> per attribute (top MI - second MI) / H, top MI, second MI, top unit
+    (positions in mi; None without units)."""
+    if mi.shape[0] == 0:
+        zero = torch.zeros_like(h)
+        return zero, zero, zero, None
     top = mi.topk(min(2, mi.shape[0]), dim=0)
     second = top.values[1] if mi.shape[0] > 1 else torch.zeros_like(h)
-    gap = (top.values[0] - second) / h
-    per = {name: {"mig": float(gap[a]), "unit": int(top.indices[0, a]), "mi_top": float(top.values[0, a]),
-                  "mi_second": float(second[a]), "entropy": float(h[a])} for a, name in enumerate(names)}
-    out = {"mig": float(gap.mean()), "bins": bins, "faces": len(codes), "per_attribute": per}
+    return (top.values[0] - second) / h, top.values[0], second, top.indices[0]
+
+
+def _null_draws(codes, labels, bins, permutations, generator) -> torch.Tensor:
+    """Mean MIG over attributes (all units of `codes` compete) for `permutations` shuffles of the faces'
+    label rows: `[permutations]`."""
+    onehot = _bin_onehot(codes, bins)                                   # the bins do not depend on the labels
+    h = binary_entropy(labels)
+    draws = [_gaps(_mi_from_onehot(onehot, labels[torch.randperm(len(labels), generator=generator)]), h)[0].mean()
+             for _ in range(permutations)]
+    return torch.stack(draws) if draws else torch.zeros(0, dtype=torch.float64)
+
+
+def _null_summary(draws: torch.Tensor, q: float) -> dict:
+    nan = float("nan")
+    return {"mean": float(draws.mean()) if len(draws) else nan, "std": float(draws.std()) if len(draws) > 1 else nan,
+            "quantile": float(torch.quantile(draws, q)) if len(draws) else nan, "q": q, "permutations": len(draws)}
+
+
+def mig_null(codes: torch.Tensor, labels: torch.Tensor, bins: int = 10, permutations: int = 100,
+             generator: torch.Generator | None = None, informative=None, logvar=None, q: float = 0.95) -> dict:
+    """MIG (mean over attributes) when codes and attributes are independent, from `permutations`
+    shuffles of which face has which label row (the attributes stay together): what the estimator gives
+    for a code that carries nothing, with these faces, units, bins and label frequencies.
+    `informative`, `logvar`: as in `mig` (with `logvar` the codes are drawn once, before the shuffles).
+    Returns {mean, std, quantile (the q-quantile), q, permutations}."""
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    z = _posterior_sample(codes, logvar, gen)[:, _unit_index(informative, codes.shape[1])]
+    return _null_summary(_null_draws(z, labels, bins, permutations, gen), q)
+
+
+def mig(codes: torch.Tensor, labels: torch.Tensor, names: list[str], bins: int = 10, bootstrap: int = 0, *,
+        informative=None, logvar: torch.Tensor | None = None, permutations: int = 0,
+        generator: torch.Generator | None = None) -> dict:
+    """Mutual information gap (Chen et al. 2018) with attributes as the factors: for each attribute,
+    (the largest minus the second largest I(z_j; y)) / H(y), then the mean over attributes.
+    1 = each attribute lives in one unit alone; 0 = it is spread over units (or absent). Returns {mig,
+    bins, faces, units_compared, sampled_from_posterior, per_attribute: {name: {mig, unit, mi_top,
+    mi_second, entropy}}} and the entries below. Even codes that carry nothing score above 0 (see
+    `mutual_information`): `permutations` measures how far.
+
+    MI is estimated on the codes with equal-frequency bins, which ignore scale: a collapsed unit of a
+    beta-VAE (KL ~ 0: posterior std ~ 1, mean moving by a tiny amount) whose mean still follows an
+    attribute looks as informative as a unit that carries it. Two remedies, usable together:
+    `informative`  bool mask `[Z]` or unit indices: only these units compete (e.g. KL > 0.1 nats);
+                   'unit' stays the index among all units (None where none competes; MIG then 0)
+    `logvar`       `[N, Z]` posterior log-variances (`codes` being the means): MI is estimated on one draw
+                   z = mu + exp(logvar / 2) eps per face, so a unit whose posterior spread swamps the
+                   spread of its means carries nothing
+    `bootstrap` > 0: bootstrap_std, the std of the mean MIG over that many resamples of the faces, and
+    bootstrap_interval, their 2.5 and 97.5 percentiles.
+    `permutations` > 0: null = `mig_null` of these codes (what independent codes score), mig_minus_null,
+    p_value = (1 + #null draws >= mig) / (1 + permutations), and with `bootstrap` mig_minus_null_interval
+    = mig_minus_null +- 1.96 bootstrap_std.
+    The draws, resamples and shuffles use `generator` in that order (default: seeded with 0)."""
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    sampled = _posterior_sample(codes, logvar, gen)
+    idx = _unit_index(informative, codes.shape[1])
+    z = sampled[:, idx]
+    mi = mutual_information(z, labels, bins)                      # [units, A]
+    h = binary_entropy(labels)
+    gap, top_mi, second, top_unit = _gaps(mi, h)
+    per = {name: {"mig": float(gap[a]), "unit": None if top_unit is None else int(idx[top_unit[a]]),
+                  "mi_top": float(top_mi[a]), "mi_second": float(second[a]), "entropy": float(h[a])}
+           for a, name in enumerate(names)}
+    out = {"mig": float(gap.mean()), "bins": bins, "faces": len(codes), "units_compared": len(idx),
+           "sampled_from_posterior": logvar is not None, "per_attribute": per}
     if bootstrap:
-        gen = torch.Generator().manual_seed(0)
-        draws = [mig(codes[i], labels[i], names, bins)["mig"]
-                 for i in (torch.randint(0, len(codes), (len(codes),), generator=gen) for _ in range(bootstrap))]
-        out["bootstrap_std"] = float(torch.tensor(draws).std())
+        draws = torch.tensor([mig(z[i], labels[i], names, bins)["mig"]
+                              for i in (torch.randint(0, len(z), (len(z),), generator=gen) for _ in range(bootstrap))],
+                             dtype=torch.float64)
+        out["bootstrap_std"] = float(draws.std())
+        out["bootstrap_interval"] = torch.quantile(draws, torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
+    if permutations:
+        null = _null_draws(z, labels, bins, permutations, gen)
+        out["null"] = _null_summary(null, 0.95)
+        out["mig_minus_null"] = out["mig"] - out["null"]["mean"]
+        out["p_value"] = (1 + int((null >= out["mig"]).sum())) / (1 + permutations)
+        if bootstrap:
+            half = 1.96 * out["bootstrap_std"]
+            out["mig_minus_null_interval"] = [out["mig_minus_null"] - half, out["mig_minus_null"] + half]
     return out
 
 
@@ -137,60 +263,6 @@ def single_unit_vs_probe(train_codes, train_labels, test_codes, test_labels, nam
     return out
 
 
-# ---------------------------------------------------------------------------------------- yaw
-def _blur(gray: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of `[N, 1, H, W]`."""
-    radius = max(1, int(3 * sigma))
-    t = torch.arange(-radius, radius + 1, dtype=gray.dtype)
-    k = torch.exp(-t ** 2 / (2 * sigma ** 2))
-    k = k / k.sum()
-    g = F.conv2d(F.pad(gray, (radius, radius, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
-    return F.conv2d(F.pad(g, (0, 0, radius, radius), mode="replicate"), k.view(1, 1, -1, 1))
-
-
-def yaw_measure(images: torch.Tensor, max_offset: float = 0.12, band=(0.56, 0.9), half_width: float = 0.22) -> torch.Tensor:
-    """How far each face is turned, read off the pixels: the horizontal offset of the face's mirror-
-    symmetry axis from the image centre, in units of the image width (positive: axis right of centre).
-
-    Aligned face crops put the eyes at fixed places, so a turned head shows as a nose, mouth and chin
-    shifted to one side: the vertical line about which the lower face is most nearly mirror-symmetric
-    moves with the turn. The search compares, for every candidate axis in half-pixel steps within
-    +-max_offset of the centre, each column with its mirror column (half_width of the image to either
-    side) over the rows below the eyes (`band`, fractions of the height; the eyes, fixed by the
-    alignment, would hold the axis at the centre), on a high-passed grey image (so smooth side
-    lighting does not pull the axis), with the mismatch normalised by the energy compared (so a flat
-    patch does not look symmetric for lacking detail), and refines the best axis with a parabola.
-    A mirrored photo gives exactly the negated value; checked by eye on held-out photos ordered by it
-    (`rotate` writes yaw_check.png).
-    """
-    x = images.float()
-    n, _, h, w = x.shape
-    gray = x.mean(1, keepdim=True)                                     # [N, 1, H, W]
-    detail = gray - _blur(gray, sigma=w / 16)
-    rows = detail[:, 0, int(band[0] * h): int(band[1] * h)]            # [N, R, W]
-    rows = rows - rows.mean(-1, keepdim=True)
-    steps = int(round(max_offset * w * 2))                             # half-pixel offsets of the axis
-    k = max(2, int(half_width * w))                                    # column pairs compared per axis
-    errors = []
-    for d in range(-steps, steps + 1):
-        m = (w - 1) + d                                                # axis at m / 2 (in pixels)
-        lo = m // 2 - torch.arange(k) - (1 if m % 2 == 0 else 0)      # columns left of the axis
-        hi = m - lo                                                    # their mirror images
-        ok = (lo >= 0) & (hi < w)
-        a, b = rows[:, :, lo[ok]], rows[:, :, hi[ok]]
-        # normalised: a flat region (background, cheek) must not look symmetric just for lacking detail
-        errors.append((a - b).pow(2).sum((1, 2)) / (a.pow(2) + b.pow(2)).sum((1, 2)).clamp_min(1e-12))
-    err = torch.stack(errors, 1)                                       # [N, 2 steps + 1]
-    best = err.argmin(1)
-    inner = best.clamp(1, err.shape[1] - 2)
-    e0, e1, e2 = (err.gather(1, (inner + o)[:, None])[:, 0] for o in (-1, 0, 1))
-    curvature = (e0 - 2 * e1 + e2)
-    shift = torch.where(curvature > 1e-12, 0.5 * (e0 - e2) / curvature.clamp_min(1e-12), torch.zeros_like(e1))
-    shift = torch.where(best == inner, shift.clamp(-0.5, 0.5), torch.zeros_like(shift))
-    offset_half_px = (inner - steps).double() + shift.double()
-    return (offset_half_px / 2 / w).float()
-
-
 def face_ellipse(size: int = 64) -> torch.Tensor:
     """bool `[size, size]`: the central ellipse where an aligned face crop holds the face."""
     yy, xx = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
@@ -200,13 +272,18 @@ def face_ellipse(size: int = 64) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------- feature distance
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     """Frechet distance between Gaussians fitted to two feature sets `[N, D]`, `[M, D]` (the FID formula:
-    |mu_a - mu_b|^2 + tr(Ca + Cb - 2 (Ca Cb)^(1/2)))."""
+    |mu_a - mu_b|^2 + tr(Ca + Cb - 2 (Ca Cb)^(1/2)), sample covariances with N - 1).
+    tr (Ca Cb)^(1/2) is the sum of the square roots of the eigenvalues of Ca Cb, taken from the symmetric
+    positive semi-definite Ca^(1/2) Cb Ca^(1/2), which has the same eigenvalues (symmetric eigensolvers
+    only, so it stays real and stable). Ca and Cb need not commute; tr(Ca^(1/2) Cb^(1/2)), which equals it
+    only when they do, is not used."""
     a, b = a.double(), b.double()
     mu_a, mu_b = a.mean(0), b.mean(0)
-    ca, cb = torch.cov(a.T), torch.cov(b.T)
+    ca, cb = torch.atleast_2d(torch.cov(a.T)), torch.atleast_2d(torch.cov(b.T))   # D = 1: cov gives a scalar
     va, vecs = torch.linalg.eigh(ca)
     sqrt_a = vecs @ torch.diag(va.clamp_min(0).sqrt()) @ vecs.T
-    mid = torch.linalg.eigvalsh(sqrt_a @ cb @ sqrt_a).clamp_min(0).sqrt().sum()
+    m = sqrt_a @ cb @ sqrt_a
+    mid = torch.linalg.eigvalsh((m + m.T) / 2).clamp_min(0).sqrt().sum()
     return float((mu_a - mu_b).pow(2).sum() + ca.trace() + cb.trace() - 2 * mid)
 
 
@@ -240,125 +317,16 @@ def yaw_span(view_yaw: torch.Tensor, low: float, high: float) -> dict:
             "view_yaw_max_median": float(hi.median())}
 
 
-# ---------------------------------------------------------------------------------------- figures
-def _font(size: int):
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: one bitmap size
-        return ImageFont.load_default()
-
-
-def labelled_grid(rows: list[torch.Tensor], labels: list[str], title: str | None = None, column_labels=None,
-                  scale: int = 2, label_width: int = 300, pad: int = 2) -> Image.Image:
-    """Rows of images (`[V, 3, H, W]` each, in [0, 1]) with a text label left of each row, an optional
-    title and column captions; fonts sized to stay legible when the grid is printed page-wide.
-    Returns a PIL image (saved by the caller)."""
-    v = max(len(r) for r in rows)
-    h, w = rows[0].shape[-2:]
-    th, tw = h * scale, w * scale
-    font, small = _font(21), _font(18)
-    top = (30 if title else 0) + (24 if column_labels else 0)
-    canvas = Image.new("RGB", (label_width + v * (tw + pad), top + len(rows) * (th + pad)), "white")
-    draw = ImageDraw.Draw(canvas)
-    if title:
-        draw.text((4, 3), title, fill="black", font=font)
-    if column_labels:
-        for c, text in enumerate(column_labels):
-            draw.text((label_width + c * (tw + pad) + 4, top - 22), str(text), fill="dimgray", font=small)
-    for r, (images, label) in enumerate(zip(rows, labels)):
-        y = top + r * (th + pad)
-        for line_no, line in enumerate(str(label).split("\n")[: max(1, (th - 4) // 22)]):
-            draw.text((4, y + 3 + 22 * line_no), line, fill="black", font=font if line_no == 0 else small)
-        for c, img in enumerate(images):
-            arr = (img.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
-            tile = Image.fromarray(arr).resize((tw, th), Image.NEAREST)
-            canvas.paste(tile, (label_width + c * (tw + pad), y))
-    return canvas
-
-
-def signed_attribute(name: str, value: float) -> str:
-    """'+Smiling' or '-Male' from a signed effect."""
-    return f"{'+' if value >= 0 else '-'}{name}"
-
-
 def round_floats(obj, digits: int = 4):
-    """Nested dicts/lists with floats rounded (for summary.json files a person reads)."""
+    """Nested dicts/lists/tuples with floats rounded (for summary.json files a person reads); NaN and
+    +-inf become None (JSON null, so `json.dumps(..., allow_nan=False)` takes the result) and numpy
+    scalars Python numbers."""
+    if isinstance(obj, np.generic):
+        obj = obj.item()
     if isinstance(obj, float):
-        return obj if math.isnan(obj) or math.isinf(obj) else round(obj, digits)
+        return round(obj, digits) if math.isfinite(obj) else None
     if isinstance(obj, dict):
         return {k: round_floats(v, digits) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [round_floats(v, digits) for v in obj]
     return obj
-
-
-# ---------------------------------------------------------------------------------------- turning faces
-ROTATION_METHODS = ("yaw_fit", "mirror_path", "global_axis")
-
-
-def yaw_direction(gradient: torch.Tensor, scale: torch.Tensor, keep: torch.Tensor | None = None) -> dict:
-    """The direction that turns a face, from how the decoded yaw responds to each unit.
-
-    `gradient[j]` is the mean change of the measured yaw of decoded faces per std of unit j (0 for
-    units whose response is not clearly measured), `scale[j]` that std. The direction moves each unit in
-    proportion to its response, in units of its spread: units that do not turn the face stay put.
-    `keep` `[K, Z]`: directions in code space (e.g. mean code with minus without an identity attribute)
-    that the move must not follow: it is made orthogonal to them (in units of the spread).
-    `move` is one step of unit length in std space (so +-3 steps stay as far inside the codes' spread
-    as a +-3 std traversal). Returns {gradient, move, kept_out}."""
-    g = gradient.double()
-    kept_out = 0.0
-    if keep is not None and len(keep) and g.norm() > 0:
-        q, _ = torch.linalg.qr((keep.double() / scale.double()).T)           # [Z, K] orthonormal, std space
-        projected = g - q @ (q.T @ g)
-        kept_out = float(1 - projected.norm() / g.norm())
-        g = projected
-    move = scale.double() * g / g.norm().clamp_min(1e-12)
-    return {"gradient": gradient.float(), "move": move.float(), "share_removed_by_keep": kept_out}
-
-
-def fit_global_axis(mu: torch.Tensor, mu_flip: torch.Tensor) -> dict:
-    """The first principal direction of the code differences between faces and their mirror images
-    (the former default): {axis, centre, explained (share of the differences' variance)}."""
-    delta = mu - mu_flip
-    _, s, vh = torch.linalg.svd(delta, full_matrices=False)
-    return {"axis": vh[0], "centre": ((mu + mu_flip) / 2).mean(0), "explained": float(s[0] ** 2 / (s ** 2).sum())}
-
-
-def rotation_codes(method: str, mu: torch.Tensor, mu_flip: torch.Tensor, stats: dict, views: int = 9) -> torch.Tensor:
-    """Codes of `views` views of each face, from one side to the other: `[F, V, Z]`.
-
-    yaw_fit      from the face's code with its component along the yaw direction set to the midpoint between
-                 the face and its mirror image (a frontal view; everything else of the face kept), along the
-                 yaw direction by +-stats['yaw_reach'] steps
-    mirror_path  z + t (z_mirror - z) for t in [-1, 2]: the face (t = 0), its mirror image (t = 1), and past both
-    global_axis  set the coordinate on the first principal mirror axis to values over +-stats['axis_reach']
-    """
-    if method == "yaw_fit":
-        move = stats["yaw_fit"]["move"]
-        u = move / move.norm().clamp_min(1e-12)
-        frontal = mu - 0.5 * ((mu - mu_flip) @ u)[:, None] * u[None]    # the face's own yaw component removed
-        steps = torch.linspace(-stats["yaw_reach"], stats["yaw_reach"], views)
-        return frontal[:, None] + steps[None, :, None] * move[None, None]
-    if method == "mirror_path":
-        t = torch.linspace(-1.0, 2.0, views)
-        return mu[:, None] + t[None, :, None] * (mu_flip - mu)[:, None]
-    if method == "global_axis":
-        g = stats["global_axis"]
-        c = (mu - g["centre"]) @ g["axis"]
-        steps = torch.linspace(-stats["axis_reach"], stats["axis_reach"], views)
-        return mu[:, None] + (steps[None] - c[:, None])[..., None] * g["axis"][None, None]
-    raise ValueError(f"unknown rotation method {method!r}; choose from {', '.join(ROTATION_METHODS)}")
-
-
-def mirrored_codes(method: str, mu: torch.Tensor, mu_flip: torch.Tensor, stats: dict) -> torch.Tensor | None:
-    """Each face turned to its mirrored yaw by the method: its component along the method's direction
-    reflected (None for mirror_path, which passes through the mirror image's code by construction)."""
-    if method == "yaw_fit":
-        u = stats["yaw_fit"]["move"]
-        u = u / u.norm().clamp_min(1e-12)
-        return mu - ((mu - mu_flip) @ u)[:, None] * u[None]   # reflect about the frontal code along u
-    if method == "global_axis":
-        g = stats["global_axis"]
-        return mu - 2 * ((mu - g["centre"]) @ g["axis"])[:, None] * g["axis"][None]
-    return None

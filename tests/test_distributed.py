@@ -33,7 +33,7 @@ def test_vae_ddp_trains_and_resumes(face_dir, tmp_path):  # noqa: F811
               "--save_step", 4, "--channels", "8,8,16,16", "--z_dim", 6, "--device", "cpu", "--ckpt_name", "d",
               "--save_output", "false"]
     run_script(*TORCHRUN, *common, "--max_iter", 4)
-    out = run_script(*TORCHRUN, *common, "--max_iter", 8)
+    out = run_script(*TORCHRUN, *common, "--max_iter", 8, "--resume")
     assert out.stdout.count("resuming d from last.pt at iteration 4") == 1  # printed by rank 0 only
     assert torch.load(tmp_path / "ck/d/last.pt", weights_only=True)["iteration"] == 8
 

@@ -8,6 +8,7 @@ import torch
 
 from conftest import run_script
 from exercise2 import measures as M
+from exercise2 import pose as P
 from exercise2.attributes import find_attribute_file, match_attributes, parse_attribute_file
 from exercise2.classifier import AttributeNet, random_blur
 from utils.errors import UserError
@@ -67,17 +68,43 @@ def test_attribute_file_of_other_images_is_an_error(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- statistics
+def auc_by_definition(scores, labels):
+    """P(score of a positive > score of a negative) + 1/2 P(tie), over all positive-negative pairs."""
+    out = torch.empty(scores.shape[1], labels.shape[1], dtype=torch.float64)
+    for j in range(scores.shape[1]):
+        for a in range(labels.shape[1]):
+            pos, neg = scores[labels[:, a], j], scores[~labels[:, a], j]
+            out[j, a] = ((pos[:, None] > neg[None]).double() + 0.5 * (pos[:, None] == neg[None]).double()).mean()
+    return out
+
+
 def test_auc_matches_its_definition():
     gen = torch.Generator().manual_seed(0)
     scores = torch.randn(200, 3, generator=gen)
     labels = torch.rand(200, 2, generator=gen) < 0.3
-    auc = M.auc_matrix(scores, labels)
-    for j in range(3):
-        for a in range(2):
-            pos, neg = scores[labels[:, a], j], scores[~labels[:, a], j]
-            expected = (pos[:, None] > neg[None]).double().mean()
-            assert abs(auc[j, a] - expected) < 1e-9
+    assert torch.allclose(M.auc_matrix(scores, labels), auc_by_definition(scores, labels), atol=1e-12, rtol=0)
     assert torch.isnan(M.auc_matrix(scores, torch.zeros(200, 1, dtype=torch.bool))).all()
+
+
+def test_auc_counts_ties_as_half_and_ranks_are_mid_ranks():
+    assert M.ranks(torch.tensor([3.0, 1.0, 3.0, 2.0, 3.0])).tolist() == [4.0, 1.0, 4.0, 2.0, 4.0]
+    assert M.ranks(torch.tensor([[1.0, 5.0], [1.0, 5.0]])).tolist() == [[1.5, 1.5], [1.5, 1.5]]
+    gen = torch.Generator().manual_seed(0)
+    n = 300
+    labels = torch.rand(n, 2, generator=gen) < 0.4
+    scores = torch.stack([labels[:, 0].float() * (torch.rand(n, generator=gen) < 0.7),   # binary: many ties
+                          torch.randint(0, 3, (n,), generator=gen).float(),               # three levels
+                          torch.randn(n, generator=gen).round(),                          # rounded
+                          torch.zeros(n)], 1)                                             # all tied
+    auc = M.auc_matrix(scores, labels)
+    assert torch.allclose(auc, auc_by_definition(scores, labels), atol=1e-12, rtol=0)
+    assert (auc[3] == 0.5).all()
+    # the answer does not depend on the order of the faces (sorted by label: ties broken by order would
+    # put every negative below every positive)
+    order = labels[:, 0].argsort()
+    assert torch.allclose(M.auc_matrix(scores[order], labels[order]), auc, atol=1e-12, rtol=0)
+    # nor does the information of a constant unit: its one bin carries none
+    assert M.mutual_information(scores[order][:, 3:], labels[order]).abs().max() < 1e-12
 
 
 def test_mig_is_one_for_a_unit_that_is_the_attribute_and_near_zero_for_noise():
@@ -95,6 +122,64 @@ def test_mig_is_one_for_a_unit_that_is_the_attribute_and_near_zero_for_noise():
     # the same information in two units: no gap
     codes[:, 3] = codes[:, 2]
     assert M.mig(codes, y, ["a", "b"])["per_attribute"]["a"]["mig"] < 0.05
+
+
+def collapsed_unit_codes(n=2000, seed=0):
+    """Posterior means and log-variances of three units: 0 carries the attribute noisily (posterior std
+    0.1), 1 is collapsed (posterior std 1, KL ~ 3e-7 nats) but its mean is a tiny multiple of the
+    attribute (rank-perfect), 2 is informative and unrelated."""
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.rand(n, 1, generator=gen) < 0.5
+    a = y[:, 0].double()
+    mu = torch.stack([a + 0.7 * torch.randn(n, generator=gen, dtype=torch.float64),
+                      1e-3 * (a + 0.01 * torch.randn(n, generator=gen, dtype=torch.float64)),
+                      torch.randn(n, generator=gen, dtype=torch.float64)], 1)
+    logvar = (2 * torch.tensor([0.1, 1.0, 0.1], dtype=torch.float64).log()).expand(n, 3)
+    return mu, logvar, y
+
+
+def test_mig_ignores_collapsed_units_given_a_mask_or_the_posterior_spread():
+    mu, logvar, y = collapsed_unit_codes()
+    kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).mean(0)
+    assert kl[1] < 1e-6 and kl[[0, 2]].min() > 2
+    # on the means alone the collapsed unit wins (equal-frequency bins ignore its tiny scale)
+    plain = M.mig(mu, y, ["a"])["per_attribute"]["a"]
+    assert plain["unit"] == 1 and plain["mi_top"] > 0.6
+    for kwargs in ({"informative": kl > 0.1}, {"informative": [0, 2]}, {"logvar": logvar},
+                   {"logvar": logvar, "informative": kl > 0.1}):
+        res = M.mig(mu, y, ["a"], **kwargs)
+        per = res["per_attribute"]["a"]
+        assert per["unit"] == 0, (kwargs, res)
+        assert 0.15 < per["mi_top"] < 0.3 and per["mi_second"] < 0.01, (kwargs, res)
+    assert M.mig(mu, y, ["a"], informative=kl > 0.1)["units_compared"] == 2
+    assert M.mig(mu, y, ["a"], logvar=logvar)["sampled_from_posterior"]
+    # sampling: the collapsed unit's draws carry (almost) nothing
+    drawn = M.mig(mu, y, ["a"], logvar=logvar, informative=[1])["per_attribute"]["a"]
+    assert drawn["mi_top"] < 0.01
+    none = M.mig(mu, y, ["a"], informative=[])
+    assert none["mig"] == 0 and none["per_attribute"]["a"]["unit"] is None
+    with pytest.raises(ValueError):
+        M.mig(mu, y, ["a"], informative=torch.tensor([True, False]))
+
+
+def test_mig_against_its_permutation_null():
+    gen = torch.Generator().manual_seed(0)
+    n = 2000
+    y = torch.rand(n, 2, generator=gen) < torch.tensor([0.5, 0.2])
+    noise = torch.randn(n, 6, generator=gen)
+    res = M.mig(noise, y, ["a", "b"], bootstrap=20, permutations=50)
+    assert 0 < res["mig"] < 0.01 and 0 < res["null"]["mean"] < 0.01     # the estimator's floor is not 0
+    lo, hi = res["mig_minus_null_interval"]
+    assert lo < 0 < hi and abs(res["mig_minus_null"]) < 0.005, res
+    assert res["p_value"] > 0.05 and res["null"]["quantile"] > res["null"]["mean"]
+    null = M.mig_null(noise, y, permutations=50, generator=torch.Generator().manual_seed(1))
+    assert null["permutations"] == 50 and abs(null["mean"] - res["null"]["mean"]) < 3 * null["std"] / 50 ** 0.5 + 1e-3
+    clean = torch.randn(n, 6, generator=gen)
+    clean[:, 2] = y[:, 0].float() + 0.01 * torch.randn(n, generator=gen)
+    clean[:, 4] = y[:, 1].float() + 0.01 * torch.randn(n, generator=gen)
+    res = M.mig(clean, y, ["a", "b"], bootstrap=20, permutations=50)
+    assert res["mig_minus_null_interval"][0] > 0.9 and res["p_value"] == 1 / 51, res
+    assert res["mig"] > M.mig_null(clean, y, permutations=50)["quantile"] + 0.9
 
 
 def test_single_unit_against_linear_probe():
@@ -118,6 +203,63 @@ def test_frechet_distance():
     assert M.frechet_distance(a, b) < 0.05
     assert abs(M.frechet_distance(a, b + 2.0) - 16.0) < 0.5     # |mean difference|^2 = 4 * 2^2
     assert abs(M.frechet_distance(a, 3 * b) - 16.0) < 1.0       # 4 * (3 - 1)^2
+
+
+def with_moments(n, mean, cov, seed):
+    """n samples whose sample mean and covariance (N - 1) are exactly `mean`, `cov`."""
+    x = torch.randn(n, len(mean), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    x = x - x.mean(0)
+    white = torch.linalg.solve_triangular(torch.linalg.cholesky(torch.atleast_2d(torch.cov(x.T))), x.T, upper=False).T
+    return white @ torch.linalg.cholesky(cov).T + mean
+
+
+def sym_sqrt(s):
+    vals, vecs = torch.linalg.eigh(s)
+    return vecs @ torch.diag(vals.clamp_min(0).sqrt()) @ vecs.T
+
+
+def test_frechet_distance_of_full_covariances_that_do_not_commute():
+    s1 = torch.tensor([[4.0, 1.9], [1.9, 1.0]], dtype=torch.float64)      # correlated one way
+    s2 = torch.tensor([[1.0, -0.9], [-0.9, 1.0]], dtype=torch.float64)     # and the other
+    m1, m2 = torch.tensor([0.0, 1.0], dtype=torch.float64), torch.tensor([1.0, -1.0], dtype=torch.float64)
+    assert not torch.allclose(s1 @ s2, s2 @ s1)
+    a, b = with_moments(500, m1, s1, 0), with_moments(700, m2, s2, 1)
+    assert torch.allclose(torch.cov(a.T), s1) and torch.allclose(b.mean(0), m2)
+    # 2 x 2: the eigenvalues l1, l2 of S1 S2 give tr (S1 S2)^(1/2) = sqrt(l1) + sqrt(l2)
+    #        = sqrt(tr(S1 S2) + 2 sqrt(det S1 det S2))
+    cross = ((s1 @ s2).trace() + 2 * (torch.linalg.det(s1) * torch.linalg.det(s2)).sqrt()).sqrt()
+    expected = float((m1 - m2).pow(2).sum() + s1.trace() + s2.trace() - 2 * cross)
+    fd = M.frechet_distance(a, b)
+    assert abs(fd - expected) < 1e-9, (fd, expected)
+    # the commuting shortcut tr(S1^(1/2) S2^(1/2)) and the root of S1 S2's diagonal are off by > 0.1 here
+    # (matched to 1e-9 above), so this test tells them apart; on commuting covariances (the test above)
+    # they give the right number
+    for wrong in ((sym_sqrt(s1) @ sym_sqrt(s2)).trace(), (s1 @ s2).diagonal().clamp_min(0).sqrt().sum()):
+        assert abs(float((m1 - m2).pow(2).sum() + s1.trace() + s2.trace() - 2 * wrong) - fd) > 0.1
+    # 5 dimensions, random full covariances, against the eigenvalues of the non-symmetric S1 S2
+    gen = torch.Generator().manual_seed(3)
+    ga, gb = (torch.randn(5, 5, generator=gen, dtype=torch.float64) for _ in range(2))
+    s1, s2 = ga @ ga.T + 0.1 * torch.eye(5, dtype=torch.float64), gb @ gb.T + 0.1 * torch.eye(5, dtype=torch.float64)
+    zero, one = torch.zeros(5, dtype=torch.float64), torch.ones(5, dtype=torch.float64)
+    a, b = with_moments(400, zero, s1, 4), with_moments(400, one, s2, 5)
+    eig = torch.linalg.eigvals(s1 @ s2)
+    assert eig.imag.abs().max() < 1e-8 * eig.real.abs().max()
+    expected = float(5 + s1.trace() + s2.trace() - 2 * eig.real.clamp_min(0).sqrt().sum())
+    assert abs(M.frechet_distance(a, b) - expected) < 1e-8 * expected
+    assert abs(M.frechet_distance(a, b) - M.frechet_distance(b, a)) < 1e-8 * expected   # symmetric
+    assert abs(M.frechet_distance(a, a)) < 1e-8 * expected
+    # one feature: (mean difference)^2 + (std difference)^2
+    x = with_moments(300, torch.tensor([1.0], dtype=torch.float64), torch.tensor([[4.0]], dtype=torch.float64), 6)
+    assert abs(M.frechet_distance(x, 3 * x) - (2.0 ** 2 + (6.0 - 2.0) ** 2)) < 1e-9
+
+
+def test_round_floats_writes_strict_json():
+    data = {"a": float("nan"), "b": [float("inf"), -float("inf"), 1.234567, (2, 0.5)], "c": {"d": np.float32(0.123456)},
+            "e": np.float64("nan"), "f": np.int64(3), "g": None, "h": True, "i": "x"}
+    out = M.round_floats(data)
+    assert out == {"a": None, "b": [None, None, 1.2346, [2, 0.5]], "c": {"d": 0.1235}, "e": None, "f": 3,
+                   "g": None, "h": True, "i": "x"}
+    assert json.loads(json.dumps(out, allow_nan=False)) == out
 
 
 def test_identity_flips_and_yaw_span():
@@ -148,13 +290,13 @@ def turned_face(shift: float, size=64, seed=0):
 def test_yaw_measure_flips_sign_in_a_mirror_and_orders_turned_faces():
     shifts = [-0.06, -0.03, 0.0, 0.03, 0.06]
     faces = torch.stack([turned_face(s, seed=i) for i, s in enumerate(shifts)])
-    yaw = M.yaw_measure(faces)
+    yaw = P.yaw_measure(faces)
     assert torch.all(yaw[1:] > yaw[:-1]), yaw                                  # ordered
     assert abs(yaw[2]) < 0.01
-    assert torch.allclose(M.yaw_measure(faces.flip(-1)), -yaw, atol=1e-6)     # exactly antisymmetric
+    assert torch.allclose(P.yaw_measure(faces.flip(-1)), -yaw, atol=1e-6)     # exactly antisymmetric
     # the same holds for grey-level changes and at another image size
     big = torch.stack([turned_face(s, size=96) for s in (-0.05, 0.05)])
-    assert M.yaw_measure(big)[0] < 0 < M.yaw_measure(big)[1]
+    assert P.yaw_measure(big)[0] < 0 < P.yaw_measure(big)[1]
 
 
 def test_yaw_direction_and_rotation_codes_of_each_method():
@@ -162,44 +304,36 @@ def test_yaw_direction_and_rotation_codes_of_each_method():
     z = 6
     scale = torch.tensor([1.0, 2.0, 0.5, 1.0, 0.01, 1.0])
     gradient = torch.tensor([0.0, 0.02, 0.01, 0.0, 0.0, 0.0])       # units 1 and 2 turn the face
-    fit = M.yaw_direction(gradient, scale)
+    fit = P.yaw_direction(gradient, scale)
     assert fit["move"][[0, 3, 4, 5]].abs().max() == 0                 # the others stay put
     assert torch.isclose((fit["move"] / scale).norm(), torch.tensor(1.0))  # one step = unit length in std space
     # keeping a direction out: the move becomes orthogonal to it (in std space)
     keep = torch.zeros(1, z)
     keep[0, 2] = 1.0
-    kept = M.yaw_direction(gradient, scale, keep)
+    kept = P.yaw_direction(gradient, scale, keep)
     assert abs(float(kept["move"][2])) < 1e-6 and kept["share_removed_by_keep"] > 0
     # codes: unit 1 carries yaw (its sign flips in the mirror), the rest is identity
     mu = torch.randn(50, z, generator=gen)
     mu_flip = mu.clone()
     mu_flip[:, 1] = -mu[:, 1]
-    glob = M.fit_global_axis(mu, mu_flip)
+    glob = P.fit_global_axis(mu, mu_flip)
     assert abs(abs(float(glob["axis"][1])) - 1) < 1e-4
-    stats = {"yaw_fit": M.yaw_direction(torch.tensor([0.0, 0.02, 0, 0, 0, 0]), scale), "yaw_reach": 2.0,
+    stats = {"yaw_fit": P.yaw_direction(torch.tensor([0.0, 0.02, 0, 0, 0, 0]), scale), "yaw_reach": 2.0,
              "global_axis": glob, "axis_reach": 3.0}
     others = [0, 2, 3, 4, 5]
-    for method in M.ROTATION_METHODS:
-        codes = M.rotation_codes(method, mu[:4], mu_flip[:4], stats, views=5)
+    for method in P.ROTATION_METHODS:
+        codes = P.rotation_codes(method, mu[:4], mu_flip[:4], stats, views=5)
         assert codes.shape == (4, 5, z)
         assert torch.allclose(codes[..., others], mu[:4, None, others].expand(4, 5, len(others)), atol=1e-4), method
-    yf = M.rotation_codes("yaw_fit", mu[:4], mu_flip[:4], stats, views=5)
+    yf = P.rotation_codes("yaw_fit", mu[:4], mu_flip[:4], stats, views=5)
     # from the frontal code (yaw unit at 0, the midpoint of face and mirror) by -2..+2 steps of 2 std
     assert torch.allclose(yf[:, :, 1], torch.linspace(-4, 4, 5).expand(4, 5), atol=1e-5)
-    mp = M.rotation_codes("mirror_path", mu[:4], mu_flip[:4], stats, views=4)   # t = -1, 0, 1, 2
+    mp = P.rotation_codes("mirror_path", mu[:4], mu_flip[:4], stats, views=4)   # t = -1, 0, 1, 2
     assert torch.allclose(mp[:, 1], mu[:4]) and torch.allclose(mp[:, 2], mu_flip[:4], atol=1e-6)
-    assert torch.allclose(M.mirrored_codes("yaw_fit", mu[:4], mu_flip[:4], stats), mu_flip[:4], atol=1e-5)
-    assert torch.allclose(M.mirrored_codes("global_axis", mu[:4], mu_flip[:4], stats), mu_flip[:4], atol=1e-4)
-    assert M.mirrored_codes("mirror_path", mu[:4], mu_flip[:4], stats) is None
+    assert torch.allclose(P.mirrored_codes("yaw_fit", mu[:4], mu_flip[:4], stats), mu_flip[:4], atol=1e-5)
+    assert torch.allclose(P.mirrored_codes("global_axis", mu[:4], mu_flip[:4], stats), mu_flip[:4], atol=1e-4)
+    assert P.mirrored_codes("mirror_path", mu[:4], mu_flip[:4], stats) is None
 
-
-def test_labelled_grid_draws_every_row():
-    rows = [torch.rand(5, 3, 16, 16) for _ in range(3)]
-    img = M.labelled_grid(rows, ["unit 1\n+Smiling +0.40", "unit 2", "unit 3"], "title", list("abcde"), scale=2, label_width=100)
-    assert img.size == (100 + 5 * (32 + 2), 30 + 24 + 3 * (32 + 2))
-
-
-# ---------------------------------------------------------------------------------------- classifier
 def test_classifier_training_step_learns_and_blur_keeps_shape():
     torch.manual_seed(0)
     net = AttributeNet(2, width=4)

@@ -37,7 +37,7 @@ def readme_commands() -> list[str]:
 
 
 def make_copy(dest):
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     for name in filter(None, files.split("\0")):
         src = REPO / name
         if src.is_file():  # (a file deleted in the working tree is not copied)
@@ -49,7 +49,8 @@ def make_copy(dest):
 
 
 def make_data(dest):
-    (dest / "data" / "text.txt").write_text(TINY_TEXT, encoding="utf-8")
+    # the README prompts "the knight ": every letter of it is in the tiny text
+    (dest / "data" / "text.txt").write_text(TINY_TEXT + "\nthe knight rode into the wood.\n", encoding="utf-8")
     faces = dest / "data" / "CelebA" / "img_align_celeba"
     faces.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -59,6 +60,9 @@ def make_data(dest):
         img[((yy - 60) / 33) ** 2 + ((xx - 44) / 22) ** 2 < 1] = rng.uniform(150, 230, 3)
         Image.fromarray(np.clip(img + rng.normal(0, 5, img.shape), 0, 255).astype(np.uint8)).save(faces / f"{i:06d}.jpg")
     shutil.copy(faces / "000003.jpg", dest / "my_face.jpg")
+    names = ["Smiling", "Male", "Eyeglasses", "Blond_Hair"]  # CelebA's format: count, names, one line per file
+    rows = [f"{i:06d}.jpg " + " ".join(str(rng.choice([-1, 1])) for _ in names) for i in range(24)]
+    (dest / "data" / "CelebA" / "list_attr_celeba.txt").write_text("\n".join(["24", " ".join(names), *rows]) + "\n")
 
 
 def test_readme_commands_leave_git_status_clean(tmp_path):

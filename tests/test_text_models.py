@@ -1,6 +1,10 @@
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 
+from exercise1.evaluation import evaluate
 from exercise1.generation import generate
 from exercise1.models import ARCHITECTURES, build_model
 
@@ -180,3 +184,16 @@ def test_each_exercise1_module_imports_on_its_own(module):
     from conftest import REPO
     proc = subprocess.run([sys.executable, "-c", f"import exercise1.{module}"], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("name", ["lstm", "tcn", "transformer"])
+def test_per_character_losses_are_in_stream_order_and_average_to_the_loss(name):
+    model = make(name)
+    stream = torch.randint(0, V, (300,))
+    out = evaluate(model, stream, 32, "cpu", lanes=4, per_char=True)
+    assert out["losses"].shape == (299,)
+    assert math.isclose(out["losses"].mean().item(), out["loss_nats"], rel_tol=1e-5)
+    # the first target is predicted from one character: the same as the model's first output
+    logits, _ = model(stream[None, :1])
+    first = F.cross_entropy(logits[0, -1:], stream[1:2]).item()
+    assert math.isclose(out["losses"][0].item(), first, rel_tol=1e-4)

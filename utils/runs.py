@@ -20,7 +20,8 @@ RUNS_DIR = "runs"
 SHIPPED_DIR = "checkpoints"
 
 
-def start_run_dir(folder: str | Path, *, resume: bool, overwrite: bool, name_flag: str = "--name") -> Path:
+def start_run_dir(folder: str | Path, *, resume: bool, overwrite: bool, name_flag: str = "--name",
+                  can_resume: bool = True) -> Path:
     """The folder a training run writes to, checked before anything is written: a fresh run refuses a
     folder that holds files unless `overwrite` (then the old files are removed first); `resume` keeps
     them. Call it on every process before any of them writes (then wait at a barrier)."""
@@ -30,8 +31,9 @@ def start_run_dir(folder: str | Path, *, resume: bool, overwrite: bool, name_fla
         return folder
     if not overwrite:
         shown = ", ".join(existing[:4]) + (", ..." if len(existing) > 4 else "")
-        raise UserError(f"{folder} already holds a run ({shown}). Continue it with --resume, train a new one under "
-                        f"another {name_flag}, or replace it with --overwrite")
+        ways = (["continue it with --resume"] if can_resume else []) + [f"train a new one under another {name_flag}",
+                                                                         "replace it with --overwrite"]
+        raise UserError(f"{folder} already holds a run ({shown}): " + ", ".join(ways[:-1]) + f" or {ways[-1]}")
     return folder
 
 
