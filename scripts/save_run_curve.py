@@ -4,7 +4,9 @@
         --note "the rule's configuration without dropout (10 min)"
 
 Reads <run>/metrics.jsonl, metrics.json and config.json; writes the config, the kept (best held-out)
-figures and every epoch's train and held-out bpc. Used for runs that are not shipped but are
+figures, how the run ended (run.json), every evaluation's train and held-out bpc (with the held-out bpc
+by kind of character and the statistics of its sample, where the run recorded them) and the samples
+of the first and the kept evaluation. Used for runs that are not shipped but are
 compared in the report (e.g. a model before dropout was added).
 """
 from __future__ import annotations
@@ -42,9 +44,12 @@ def main():
         if not lines:
             raise UserError(f"{args.test_json} is empty: run test.py --json first")
         test = json.loads(lines[-1])
+    ended = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else None
+    keys = ("epoch", "minutes", "step", "train_bpc", "val_bpc", "val_bpc_by_kind", "sample_statistics")
     write_json({"note": args.note, "config": json.loads(files[2].read_text()), "parameters": best["parameters"],
-                "best": best, "curve": [{k: e[k] for k in ("epoch", "minutes", "step", "train_bpc", "val_bpc")}
-                                        for e in log], "test": test}, args.out)
+                "best": best, "ended": ended, "curve": [{k: e[k] for k in keys if k in e} for e in log],
+                "samples": {"first": log[0]["sample"], "best": next((e["sample"] for e in log if e["step"] == best["step"]), None)},
+                "test": test}, args.out)
     print(f"wrote {args.out}: {len(log)} epochs, best held-out {best['val_bpc']:.3f} bpc at epoch {best['epoch']:g}")
 
 
