@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 import matplotlib
+import matplotlib.text
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -35,6 +37,16 @@ plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "
                      "xtick.labelsize": 8, "ytick.labelsize": 8, "svg.fonttype": "none", "axes.grid": True,
                      "grid.alpha": 0.3, "figure.dpi": 100})
 
+# The report prints each plot at a share of its text width (report.typ reads these from facts.json) and
+# scales the SVG to it: no text may come out smaller than MIN_PRINT_PT there. The image grids are
+# printed as exercise2/drawing.py sized their labels for (`print_width_cm`).
+TEXT_WIDTH_PT = 16.6 / 2.54 * 72   # A4 less 2 x 2.2 cm margins
+MIN_PRINT_PT = 7.0
+PRINT_WIDTH = {"sweep.svg": 1.0, "text_curves.svg": 0.82, "runs.svg": 1.0, "chapter.svg": 1.0,
+               "positions.svg": 0.466,  # the right column of a (1.1fr, 1fr) grid with a 10 pt gutter
+               "vae_curves.svg": 1.0, "classifier.svg": 1.0, "mig.svg": 0.88, "rotation_methods.svg": 1.0}
+PRINTED_PT: dict[str, float] = {}  # the smallest text of each plot on paper
+
 
 def read_json(path: Path):
     return json.loads(path.read_text(encoding="utf-8"))
@@ -45,8 +57,16 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def save(fig, name: str) -> None:
+    """Write the plot and check that its smallest text prints at MIN_PRINT_PT or more at PRINT_WIDTH."""
     fig.savefig(OUT / name, bbox_inches="tight")
+    width_pt = float(re.search(r'<svg[^>]*?width="([0-9.]+)pt"', (OUT / name).read_text(encoding="utf-8")).group(1))
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+    smallest = min(texts, key=lambda t: t.get_fontsize())
+    PRINTED_PT[name] = smallest.get_fontsize() * PRINT_WIDTH[name] * TEXT_WIDTH_PT / width_pt
     plt.close(fig)
+    if PRINTED_PT[name] < MIN_PRINT_PT:
+        raise ValueError(f"{name}: the text {smallest.get_text()!r} prints at {PRINTED_PT[name]:.1f} pt "
+                         f"(< {MIN_PRINT_PT}) at {PRINT_WIDTH[name]:.0%} of the text width: enlarge it or print wider")
 
 
 # ---------------------------------------------------------------------------------------- exercise 1
@@ -253,14 +273,18 @@ def mig_figure(latent: dict) -> None:
                 label=f"{len(d[0]['attributes'])} attributes read on all decodes", capsize=3)
     axes[0].bar(xs + 0.18, [x["mig_all_attributes"]["mig"] for x in d], 0.36,
                 yerr=[x["mig_all_attributes"]["bootstrap_std"] for x in d], label="all 40 attributes", capsize=3)
+    for k, key in enumerate(("mig", "mig_all_attributes")):  # the permutation null, where it was measured
+        nulls = [(x, v[key]["null"]["mean"]) for x, v in zip(xs, d) if "null" in v[key]]
+        axes[0].plot([x + (k - 0.5) * 0.36 for x, _ in nulls], [n for _, n in nulls], "_", color="black", ms=14, mew=2,
+                     label="permutation null" if k == 0 and nulls else None)
     axes[0].set_ylabel("MIG (held-out)")
-    axes[0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False, fontsize=7)
+    axes[0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
     axes[0].set_ylim(0, max(x["mig"]["mig"] + x["mig"]["bootstrap_std"] for x in d) * 1.15)
     axes[1].bar(xs - 0.18, [x["mean_single_unit_auc"] for x in d], 0.36, label="best single unit")
     axes[1].bar(xs + 0.18, [x["mean_probe_auc"] for x in d], 0.36, label="linear probe, all units")
     axes[1].set_ylim(0.5, 1.0)
     axes[1].set_ylabel("mean held-out AUC")
-    axes[1].legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False, fontsize=7)
+    axes[1].legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
     for ax in axes:
         ax.set_xticks(xs, [f"β = {b}" for b in BETAS])
     fig.tight_layout()
@@ -281,23 +305,32 @@ def rotation_figure(rot: dict) -> None:
     axes[1].set_ylabel("confident identity\npredictions flipped")
     for ax in axes:
         ax.set_xticks(xs, [f"β = {b}" for b in BETAS])
-    axes[0].legend(loc="upper left", frameon=False, fontsize=7)
+    axes[0].legend(loc="upper left", frameon=False)
     axes[0].set_ylim(0, 1.25)
     fig.tight_layout()
     save(fig, "rotation_methods.svg")
 
 
-def photo_copies() -> None:
+def photo_copies() -> dict:
     """JPEG copies (quality 90) of the analyses' image grids for the PDF: as PNG they would make it
-    over 10 MB (the grids are photos, upscaled for legible labels)."""
+    over 10 MB (the grids are photos, upscaled for legible labels). Returns the width in cm at which
+    the report prints each grid, keyed by its path under report/results/: the width its labels were
+    sized for (exercise2/drawing.py `print_width_cm`: the text width, or less for a tall grid)."""
     from PIL import Image
 
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from exercise2.drawing import print_width_cm
+
+    widths = {}
     for png in sorted(RESULTS.glob("vae_beta_*/*/*.png")):
         out = OUT / "img" / ("__".join(png.relative_to(RESULTS).parts)).replace(".png", ".jpg")
         out.parent.mkdir(parents=True, exist_ok=True)
-        if not out.is_file() or out.stat().st_mtime < png.stat().st_mtime:
-            with Image.open(png) as img:
+        with Image.open(png) as img:
+            widths[png.relative_to(RESULTS).as_posix()] = round(print_width_cm(img.size), 3)
+            if not out.is_file() or out.stat().st_mtime < png.stat().st_mtime:
                 img.convert("RGB").save(out, quality=90, optimize=True)
+    return widths
 
 
 def main(out: Path | None = None) -> int:
@@ -324,7 +357,7 @@ def main(out: Path | None = None) -> int:
     classifier_figure(read_json(CKPT / "face_attributes" / "summary.json"))
     mig_figure(latent)
     rotation_figure(rot)
-    photo_copies()
+    facts.update(grid_width_cm=photo_copies(), print_width=PRINT_WIDTH, printed_pt=PRINTED_PT)
     (OUT / "facts.json").write_text(json.dumps(facts, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"figures and facts.json in {OUT}")
     return 0

@@ -2,7 +2,8 @@
 only) or by how much the decoded face changes (beta = 0, where every unit carries information), each
 named by the attributes the classifier sees change along its traversal, by the attribute its code
 predicts best on held-out faces, by yaw and pixel measures; labelled traversal grids; disentanglement
-(MIG, best single unit against a linear probe)."""
+(MIG among the informative units on codes drawn from q(z|x), against a permutation null; best single
+unit against a linear probe)."""
 from __future__ import annotations
 
 import math
@@ -19,6 +20,8 @@ from exercise2.pose import yaw_measure
 from utils.progress import progress
 
 MIG_BOOTSTRAP = 50      # resamples of the held-out faces for MIG's standard error
+MIG_BINS = 10           # equal-frequency bins of each unit's codes for MI
+MIG_PERMUTATIONS = 50   # shuffles of the faces' attribute rows for MIG's null (what codes that carry nothing score)
 MEASURE_FACES = 64      # faces whose traversals are measured per unit
 MAX_MEASURED_UNITS = 48
 TRAVERSAL_VALUES = torch.linspace(-3, 3, 9)  # in std of the unit's codes across held-out faces
@@ -90,7 +93,8 @@ def run(ctx) -> dict:
     labels, data = ctx.labels(), ctx.faces(required=False)
     disentanglement = None
     if labels is not None:
-        val_mu, val_y = ctx.encode_faces(data[1])[labels.val_has], labels.val[labels.val_has]
+        val_mu, val_logvar = (t[labels.val_has] for t in ctx.encode_all(data[1]))
+        val_y = labels.val[labels.val_has]
         auc_names = [n for n in labels.names if n in names]
         summary["code_auc_rule"] = "the attributes the classifier reads reliably on this VAE's decodes"
         if not auc_names:
@@ -102,7 +106,9 @@ def run(ctx) -> dict:
         for r, row in enumerate(table):
             row["code_auc"] = {n: float(auc[r, k]) for k, n in enumerate(auc_names) if not math.isnan(auc[r, k])}
         train_mu = ctx.encode_faces(data[0])[labels.train_has]
-        disentanglement = measure_disentanglement(ctx, train_mu, labels.train[labels.train_has], val_mu, val_y, labels.names)
+        disentanglement = measure_disentanglement(ctx, train_mu, labels.train[labels.train_has], val_mu, val_y, labels.names,
+                                                  informative=informative_units(st["kl_per_unit"], st["mu_std"]),
+                                                  val_logvar=val_logvar)
     else:
         summary["attributes_note"] = "no attribute labels: code AUC and MIG left out"
     for row in table:
@@ -124,9 +130,17 @@ def run(ctx) -> dict:
     return summary
 
 
-def measure_disentanglement(ctx, train_mu, train_y, val_mu, val_y, all_names: list[str]) -> dict | None:
+def measure_disentanglement(ctx, train_mu, train_y, val_mu, val_y, all_names: list[str], *, informative=None,
+                            val_logvar: torch.Tensor | None = None) -> dict | None:
     """MIG and best single unit against a linear probe, over the attributes the classifier reads on
-    every VAE's decodes (where none is: over every attribute with both classes, said in a note)."""
+    every VAE's decodes (where none is: over every attribute with both classes, said in a note).
+
+    MIG is estimated among the `informative` units only (bool mask `[Z]`; None: every unit) on one draw
+    z ~ q(z|x) per held-out face (with `val_logvar`; else on the posterior means), against a permutation
+    null: a collapsed unit (KL ~ 0) whose mean still follows an attribute cannot win an attribute, and
+    MIG - null says how far the code is above what codes that carry nothing score. The former estimator
+    (posterior means, every unit, no null) is kept for comparison, with the attributes whose top unit
+    it finds among the units that are not informative."""
     clf = ctx.classifier()
     read_by_all = set.intersection(*(set(v) for v in clf.reliable.values())) if clf and clf.reliable else set()
     both = (val_y.sum(0) >= 5) & ((~val_y).sum(0) >= 5) & (train_y.sum(0) >= 5) & ((~train_y).sum(0) >= 5)
@@ -140,11 +154,31 @@ def measure_disentanglement(ctx, train_mu, train_y, val_mu, val_y, all_names: li
         common, rule = usable, "every attribute with both classes (none is read reliably on every VAE's decodes)"
         ctx.say(f"note: MIG over {rule}")
     cols = [all_names.index(n) for n in common]
+    all_cols = [all_names.index(n) for n in usable]
+    if informative is not None:
+        informative = torch.as_tensor(informative, dtype=torch.bool)
+        if not informative.any():
+            ctx.say("note: no latent unit is informative: MIG is 0 (no unit competes)")
+
+    def estimate(columns, names):
+        return M.mig(val_mu, val_y[:, columns], names, MIG_BINS, bootstrap=MIG_BOOTSTRAP, informative=informative,
+                     logvar=val_logvar, permutations=MIG_PERMUTATIONS, generator=torch.Generator().manual_seed(0))
+
+    means = M.mig(val_mu, val_y[:, all_cols], usable, MIG_BINS)           # the former estimator, for comparison
+    not_informative = [n for n, v in means["per_attribute"].items()
+                       if informative is not None and v["unit"] is not None and not informative[v["unit"]]]
     probe = M.single_unit_vs_probe(train_mu, train_y[:, cols], val_mu, val_y[:, cols], common)
     return {"attributes": common, "attributes_rule": rule,
-            "mig": M.mig(val_mu, val_y[:, cols], common, bootstrap=MIG_BOOTSTRAP),
-            "mig_all_attributes": M.mig(val_mu, val_y[:, [all_names.index(n) for n in usable]], usable,
-                                        bootstrap=MIG_BOOTSTRAP),
+            "mig_estimator": ("among the informative units" if informative is not None else "among every unit")
+                             + (", on one draw z ~ q(z|x) per held-out face" if val_logvar is not None
+                                else ", on the posterior means")
+                             + f", {MIG_BINS} equal-frequency bins; null: {MIG_PERMUTATIONS} shuffles of the "
+                               f"faces' attribute rows; interval: MIG - null +- 1.96 bootstrap std ({MIG_BOOTSTRAP} resamples)",
+            "informative_units": None if informative is None else informative.nonzero().flatten().tolist(),
+            "mig": estimate(cols, common),
+            "mig_all_attributes": estimate(all_cols, usable),
+            "mig_posterior_means_all_units": {"mig": means["mig"], "units_compared": means["units_compared"],
+                                              "attributes_won_by_a_unit_not_informative": not_informative},
             "single_unit_vs_probe": probe,
             "mean_single_unit_auc": float(np.mean([v["unit_auc"] for v in probe.values()])),
             "mean_probe_auc": float(np.mean([v["probe_auc"] for v in probe.values()])),
@@ -219,9 +253,19 @@ def report(ctx, summary: dict, out) -> None:
               f"{top_effects(row.get('code_auc'), 1, centre=0.5):24s} {row['description']['other']}")
     d = summary["disentanglement"]
     if d:
-        print(f"MIG over {len(d['attributes'])} attributes ({d['attributes_rule']}): {d['mig']['mig']:.3f} (bootstrap "
-              f"std {d['mig']['bootstrap_std']:.3f}); over all {len(d['mig_all_attributes']['per_attribute'])} with both "
-              f"classes: {d['mig_all_attributes']['mig']:.3f} ({d['mig_all_attributes']['bootstrap_std']:.3f})")
+        print(f"MIG ({d['mig_estimator']}):")
+        for key, what in (("mig", f"{len(d['attributes'])} attributes ({d['attributes_rule']})"),
+                          ("mig_all_attributes", f"all {len(d['mig_all_attributes']['per_attribute'])} with both classes")):
+            m = d[key]
+            lo, hi = m["mig_minus_null_interval"]
+            print(f"  over {what}: MIG {m['mig']:.3f} (bootstrap std {m['bootstrap_std']:.3f}), null {m['null']['mean']:.3f}, "
+                  f"MIG - null {m['mig_minus_null']:+.3f} [{lo:+.3f}, {hi:+.3f}], p = {m['p_value']:.3f}; "
+                  f"{m['units_compared']} units compete")
+        old = d["mig_posterior_means_all_units"]
+        won = old["attributes_won_by_a_unit_not_informative"]
+        print(f"  former estimator (posterior means, all {old['units_compared']} units, no null): {old['mig']:.3f}; "
+              f"a unit that is not informative is the top unit of {len(won)} of "
+              f"{len(d['mig_all_attributes']['per_attribute'])} attributes")
         print(f"best single unit vs linear probe on all units (held-out AUC, mean over those attributes): "
               f"{d['mean_single_unit_auc']:.3f} vs {d['mean_probe_auc']:.3f}")
     print(f"files in {out}")
