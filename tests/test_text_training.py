@@ -110,44 +110,54 @@ def assert_clean_error(proc, *fragments):
         assert fragment in proc.stderr, proc.stderr
 
 
-def test_user_mistakes_give_clear_messages(tiny_text, tmp_path):
-    train = REPO_SCRIPT("lstm", "train.py")
-    test = REPO_SCRIPT("lstm", "test.py")
-    assert_clean_error(run_script(train, "--text", tmp_path / "missing.txt", check=False), "not found")
+def test_user_mistakes_give_clear_messages(tiny_text, tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from exercise1.cli import test_main, train_main
+
+    def command(main, arch):
+        def run(*argv, check=True):
+            code, out, err = run_inprocess(main, arch, argv, capsys)
+            assert code == 0 or not check, (argv, out, err)
+            return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+        return run
+
+    train, test = command(train_main, "lstm"), command(test_main, "lstm")
+    assert_clean_error(train("--text", tmp_path / "missing.txt", check=False), "not found")
     (tmp_path / "empty.txt").write_text("", encoding="utf-8")
-    assert_clean_error(run_script(train, "--text", tmp_path / "empty.txt", "--data_dir", tmp_path, check=False),
+    assert_clean_error(train("--text", tmp_path / "empty.txt", "--data_dir", tmp_path, check=False),
                        "no line longer than one character")
-    assert_clean_error(run_script(train, "--dataset", "nothing", "--data_dir", tmp_path, check=False),
+    assert_clean_error(train("--dataset", "nothing", "--data_dir", tmp_path, check=False),
                        "no prepared data set")
-    assert_clean_error(run_script(test, "--name", "nope", "--ckpt_dir", tmp_path, "--prompt", "a", check=False),
+    assert_clean_error(test("--name", "nope", "--ckpt_dir", tmp_path, "--prompt", "a", check=False),
                        "does not exist")
-    assert_clean_error(run_script(train, "--bogus", check=False), "unrecognized arguments")
+    assert_clean_error(train("--bogus", check=False), "unrecognized arguments")
     ck = tmp_path / "ck"
-    run_script(train, "--text", tiny_text, "--data_dir", tmp_path / "data", "--epochs", 1, "--batch_size", 8,
+    train("--text", tiny_text, "--data_dir", tmp_path / "data", "--epochs", 1, "--batch_size", 8,
                "--seq_len", 32, "--ckpt_dir", ck, "--device", "cpu", "--set", *TINY_SETTINGS["lstm"])
-    assert_clean_error(run_script(test, "--ckpt_dir", ck, "--prompt", "The@", check=False), "'@'")
-    assert_clean_error(run_script(test, "--ckpt_dir", ck, "--prompt", "the", "--temperature", "-1", check=False),
+    assert_clean_error(test("--ckpt_dir", ck, "--prompt", "The@", check=False), "'@'")
+    assert_clean_error(test("--ckpt_dir", ck, "--prompt", "the", "--temperature", "-1", check=False),
                        "--temperature must be >= 0")
-    assert_clean_error(run_script(test, "--ckpt_dir", ck, "--prompt", "the", "--top_k", "0", check=False),
+    assert_clean_error(test("--ckpt_dir", ck, "--prompt", "the", "--top_k", "0", check=False),
                        "--top_k must be >= 1")
-    greedy = [[line for line in run_script(test, "--ckpt_dir", ck, "--prompt", "the", "--length", 20, "--no_eval",
+    greedy = [[line for line in test("--ckpt_dir", ck, "--prompt", "the", "--length", 20, "--no_eval",
                                            *flag).stdout.splitlines() if line.startswith("Model:")]
               for flag in (["--temperature", "0"], ["--greedy"])]
     assert greedy[0] == greedy[1]  # temperature 0 is greedy, as documented
-    assert_clean_error(run_script(REPO_SCRIPT("tcn", "test.py"), "--name", "lstm", "--ckpt_dir", ck, "--prompt", "a",
+    assert_clean_error(command(test_main, "tcn")("--name", "lstm", "--ckpt_dir", ck, "--prompt", "a",
                                   check=False), "holds a lstm model")
     # resuming with other model settings, and a data set with another alphabet
-    assert_clean_error(run_script(train, "--dataset", "tiny", "--data_dir", tmp_path / "data", "--ckpt_dir", ck,
+    assert_clean_error(train("--dataset", "tiny", "--data_dir", tmp_path / "data", "--ckpt_dir", ck,
                                   "--resume", "--set", "model.d_lstm=48", check=False), "other model settings")
     other = tmp_path / "other.txt"
     other.write_text("completely different letters xyz\nqqq jjj\n", encoding="utf-8")
     txt_to_numpy(other, tmp_path / "data")
-    assert_clean_error(run_script(test, "--ckpt_dir", ck, "--dataset", "other", "--data_dir", tmp_path / "data",
+    assert_clean_error(test("--ckpt_dir", ck, "--dataset", "other", "--data_dir", tmp_path / "data",
                                   check=False), "differs from the one")
     # a corrupt checkpoint
     (ck / "broken").mkdir()
     (ck / "broken" / "broken.pt").write_bytes(b"not a checkpoint")
-    assert_clean_error(run_script(test, "--name", "broken", "--ckpt_dir", ck, "--prompt", "a", check=False),
+    assert_clean_error(test("--name", "broken", "--ckpt_dir", ck, "--prompt", "a", check=False),
                        "could not read checkpoint")
 
 
@@ -238,10 +248,21 @@ def test_a_fresh_run_never_appends_to_or_overwrites_another_run(tiny_text, tmp_p
     assert json.loads((folder / "run.json").read_text())["stopped"] == "epochs"
 
 
-def test_numeric_flags_are_checked_with_a_clear_message(tiny_text, tmp_path):
+def run_inprocess(main, arch, argv, capsys):
+    """A train.py / test.py command in this process (faster than a new interpreter): exit code, stdout, stderr."""
+    code = 0
+    try:
+        main(arch, [str(a) for a in argv])
+    except SystemExit as stop:
+        code = stop.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_numeric_flags_are_checked_with_a_clear_message(tiny_text, tmp_path, capsys):
     """Defect: --batch_size 0, --seq_len 0 and --set training.batch_size=abc ended in a traceback,
     --max_minutes -1 trained 0 steps and exited 0, --max_minutes 0 meant "no limit"."""
-    train = REPO_SCRIPT("lstm", "train.py")
+    from exercise1.cli import train_main
     common = ["--text", tiny_text, "--data_dir", tmp_path / "data", "--device", "cpu", "--ckpt_dir", tmp_path / "ck",
               "--set", *TINY_SETTINGS["lstm"]]
     for flags, message in ((["--batch_size", "0"], "--batch_size: expected a whole number >= 1"),
@@ -251,10 +272,9 @@ def test_numeric_flags_are_checked_with_a_clear_message(tiny_text, tmp_path):
                            (["--max_minutes", "0"], "--max_minutes none for no time limit"),
                            (["--threads", "0"], "--threads: expected a whole number >= 1"),
                            ([], "training.batch_size (windows per step) must be a whole number >= 1, got 'abc'")):
-            extra = ["training.batch_size=abc"] if not flags else []
-            proc = run_script(train, *common, *extra, *flags, check=False)
-            assert proc.returncode == 2, (flags, proc.stdout)
-            assert_clean_error(proc, message)
+        extra = ["training.batch_size=abc"] if not flags else []
+        code, out, err = run_inprocess(train_main, "lstm", [*common, *extra, *flags], capsys)
+        assert code == 2 and message in err and "Traceback" not in err, (flags, out, err)
     assert not (tmp_path / "ck" / "lstm").exists()  # nothing was trained or written
     from argparse import Namespace
     from exercise1.config import apply_overrides, training_config
