@@ -346,3 +346,15 @@ def test_the_sweep_counts_a_run_that_stopped_by_itself_as_finished(tmp_path):
     (run / "run.json").write_text(json.dumps({"stopped": "time budget", "minutes": 2.0}))
     (run / "metrics.jsonl").write_text(json.dumps({"minutes": 2.0, "val_bpc": 2.0}) + "\n")
     assert sweep.finished(run, 2.0)
+
+
+@pytest.mark.parametrize("arch", ["lstm", "tcn", "transformer"])
+def test_each_shipped_config_records_every_setting_it_was_trained_with(arch):
+    """Defect: the shipped configs lacked patience and min_eval_steps (added later with other defaults),
+    so retraining with today's defaults was another recipe than the one that made the shipped models."""
+    from exercise1.config import TRAINING_DEFAULTS
+    shipped = json.loads((REPO / "checkpoints" / arch / "config.json").read_text())
+    assert set(TRAINING_DEFAULTS) <= set(shipped["training"]), set(TRAINING_DEFAULTS) - set(shipped["training"])
+    assert shipped["training"]["patience"] == 0  # trained to the end of the budget: make train-text passes --patience 0
+    script = (REPO / "scripts" / "train_text_models.sh").read_text()
+    assert "--patience 0" in script and '--max_minutes "$MINUTES"' in script
