@@ -187,6 +187,26 @@ def pe_figure(pe: dict) -> None:
     save(fig, "positions.svg")
 
 
+def seed_spread(folder: Path) -> dict:
+    """Per architecture, the default runs of several seeds (report/results/text/chapter_seeds/, written by
+    SEEDS="0 1 2" scripts/chapter_runs.sh): best held-out bpc of each, mean and sample std, training
+    minutes until each stopped, and how it stopped."""
+    out = {}
+    for path in sorted(folder.glob("*.json")):
+        run = read_json(path)
+        arch = path.stem.split("_")[-2]
+        row = out.setdefault(arch, {"seeds": [], "bpc": [], "stopped_at_minutes": [], "stopped": []})
+        row["seeds"].append(int(path.stem.split("_s")[-1]))
+        row["bpc"].append(run["best"]["val_bpc"])
+        row["stopped_at_minutes"].append(run["curve"][-1]["minutes"])
+        row["stopped"].append((run.get("ended") or {}).get("stopped"))
+    for row in out.values():
+        row["mean"] = float(np.mean(row["bpc"]))
+        row["std"] = float(np.std(row["bpc"], ddof=1)) if len(row["bpc"]) > 1 else None
+        row["minutes_mean"] = float(np.mean(row["stopped_at_minutes"]))
+    return out
+
+
 def text_facts(sweeps: dict) -> dict:
     facts = {}
     for arch in ARCHS:
@@ -323,7 +343,7 @@ def photo_copies() -> dict:
     from exercise2.drawing import print_width_cm
 
     widths = {}
-    for png in sorted(RESULTS.glob("vae_beta_*/*/*.png")):
+    for png in sorted([*RESULTS.glob("vae_beta_*/*/*.png"), *RESULTS.glob("instruments/*.png")]):
         out = OUT / "img" / ("__".join(png.relative_to(RESULTS).parts)).replace(".png", ".jpg")
         out.parent.mkdir(parents=True, exist_ok=True)
         with Image.open(png) as img:
@@ -353,7 +373,8 @@ def main(out: Path | None = None) -> int:
     latent = {b: read_json(RESULTS / f"vae_beta_{b}" / "latent_analysis" / "summary.json") for b in BETAS}
     rot = {b: read_json(RESULTS / f"vae_beta_{b}" / "rotate" / "summary.json") for b in BETAS}
     facts = {"text": text_facts(sweeps), "vae": vae_curves_figure(),
-             "chapter_runs": chapter_runs(RESULTS / "text" / "chapter" / "explore")}
+             "chapter_runs": chapter_runs(RESULTS / "text" / "chapter" / "explore"),
+             "chapter_seeds": seed_spread(RESULTS / "text" / "chapter_seeds")}
     classifier_figure(read_json(CKPT / "face_attributes" / "summary.json"))
     mig_figure(latent)
     rotation_figure(rot)
