@@ -3,7 +3,7 @@
 # settings) on a chapter-sized text, and its learning curve as a report result file.
 #   bash scripts/chapter_runs.sh [TEXT]          (default data/chapter.txt; ARCHS="lstm" for some)
 #   NOVEL_SETTINGS=1 bash scripts/chapter_runs.sh  the same with the size rule off (the novel's settings)
-#   SEEDS="0 1 2" bash scripts/chapter_runs.sh     three seeds of each (the spread over seeds)
+#   SEEDS="0 1 2" bash scripts/chapter_runs.sh     three seeds of each (the spread over seeds); THREADS=1 for one thread
 # Writes outputs/chapter_runs/<kind>_<arch>/ and report/results/text/chapter/<kind>_<arch>.json; with
 # SEEDS, outputs/chapter_runs/<kind>_<arch>_s<seed>/ and report/results/text/chapter_seeds/.
 set -euo pipefail
@@ -23,7 +23,7 @@ for arch in ${ARCHS:-lstm tcn transformer}; do
     if [ -n "${SEEDS:-}" ]; then name="${KIND}_${arch}_s$seed" result="report/results/text/chapter_seeds/$name.json"; fi
     start=$(date +%s)
     $PY exercise1/$arch/train.py --data_dir outputs/chapter_data --dataset chapter --ckpt_dir outputs/chapter_runs \
-      --name "$name" --seed "$seed" --threads 2 --overwrite "${EXTRA[@]}" > "outputs/chapter_runs/$name.log" 2>&1
+      --name "$name" --seed "$seed" --threads "${THREADS:-2}" --overwrite "${EXTRA[@]}" > "outputs/chapter_runs/$name.log" 2>&1
     wall=$(( $(date +%s) - start ))
     grep -a -e "^size rule" -e "stopping early" -e "^done" "outputs/chapter_runs/$name.log"
     $PY scripts/save_run_curve.py "outputs/chapter_runs/$name" "$result" \
