@@ -2,9 +2,10 @@
 decode helpers, the faces (training and held-out, loaded when first asked for), their attribute labels,
 the attribute classifier, and the analysis statistics.
 
-The statistics come from, in this order: the model folder's analysis.pt when it was computed from the
-same faces, attribute file, classifier and weights (its key matches); the cache under --cache_dir (same
-key); a fresh computation from the data (then kept in the cache). Without data: the model folder's
+The statistics (analysis.py; yaw measured with dlib's landmarks, landmarks.py) come from, in this
+order: the model folder's analysis.pt when it was computed from the same faces, attribute file,
+classifier and weights (its key matches); the cache under --cache_dir (same key); a fresh computation
+from the data (then kept in the cache). Without data: the model folder's
 analysis.pt, else the statistics stored in the checkpoint. The key is a hash of content (the weights,
 the ordered image names, the bytes of the attribute file and of the classifier, ANALYSIS_VERSION),
 never of file times. The shipped checkpoints/ are read, never written.
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from exercise2 import landmarks
 from exercise2 import measures as M
 from exercise2.analysis import ANALYSIS_VERSION, TRAVERSAL_STEP, compute_analysis, traversal
 from exercise2.attributes import find_attribute_file, match_attributes
@@ -81,6 +83,8 @@ class FaceContext:
         self._measured: list[str] | None = None
         self.measured_from: str | None = None   # the VAE whose reliable attributes are measured
         self._classifier_file: Path | None = None
+        if args.task == "train":   # the statistics written after training measure yaw with dlib: say so before
+            landmarks.require()    # training, not after it (a UserError with the pip command)
 
     def say(self, text: str) -> None:
         if self.is_main:

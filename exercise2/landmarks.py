@@ -50,7 +50,7 @@ UPSCALE = 4
 # dlib's detector boxes on 600 training crops (64x64, upscaled x4; 567 found: centre 31.5, 41.3 px,
 # side 40.5 px), with the centre moved to the image's middle column.
 FACE_BOX = (0.5, 0.645, 0.633)
-PROGRESS_OVER = 100   # a progress bar for more images than this
+PROGRESS_OVER = 1000  # a progress bar for more images than this (not for the analysis' many small batches)
 CHUNK = 64            # images upscaled at once
 
 # iBUG 68-point scheme: the index each point takes in the mirrored face (left and right swapped).

@@ -101,9 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     a("--attr_file", default=None,
       help="CelebA attribute file (default: <dset_dir>/<dataset>/list_attr_celeba.txt or .../Anno/list_attr_celeba.txt)")
     a("--image", default=None, help="rotate / edit: a face photo of any size (default: held-out faces)")
-    a("--rotation_method", default="yaw_fit", choices=("yaw_fit", "mirror_path", "global_axis"),
-      help="rotate: yaw_fit = along the direction fitted to a measured yaw on mirror pairs (default); mirror_path = "
-           "towards the code of the mirrored face and past it; global_axis = first principal axis of face-minus-mirror codes")
+    a("--rotation_method", default="interfacegan",
+      choices=("interfacegan", "interfacegan_conditional", "yaw_fit", "mirror_path", "global_axis"),
+      help="rotate: interfacegan = along the normal of a linear model of landmark yaw in code space (InterFaceGAN; "
+           "default); interfacegan_conditional = that normal with the identity attributes' normals projected out; "
+           "yaw_fit = along the direction the units' measured landmark-yaw responses span; mirror_path = towards the "
+           "code of the mirrored face and past it; global_axis = first principal axis of face-minus-mirror codes")
     a("--attribute", default=None, help="edit: the attribute to add or remove, e.g. Smiling, Eyeglasses, Blond_Hair")
     a("--num_samples", type=positive_int, default=64, help="random_generation: images to decode (default: 64)")
     a("--max_units", type=positive_int, default=10, help="latent_analysis: units shown in the traversal grids (default: 10)")

@@ -1,7 +1,8 @@
 """The statistics of the face analyses, as pure functions (no model, no files): rank statistics
 (AUC), mutual information and MIG, a linear probe, a Frechet distance between feature sets,
-identity flips across views. Head pose and the codes of turned faces are in `pose.py`, the
-figures in `drawing.py`.
+identity flips and face-descriptor distances across views. Yaw and face descriptors are measured in
+`landmarks.py`, the codes of turned faces made in `pose.py`, the figures drawn in `drawing.py` and
+`landmark_drawing.py`.
 
 Conventions: codes are float tensors `[N, Z]`, labels bool `[N, A]`, images float `[N, 3, H, W]`
 in [0, 1].
@@ -304,6 +305,40 @@ def identity_flips(probs_views: torch.Tensor, reference: torch.Tensor, confident
     if names is not None:
         out["per_attribute"] = {name: [int(flipped[:, a].sum()), int(sure[:, a].sum())] for a, name in enumerate(names)}
     return out
+
+
+def descriptor_separation(photo: torch.Tensor, recon: torch.Tensor) -> dict:
+    """Whether a face descriptor (e.g. dlib's, `[N, D]` of N photos and of their reconstructions, row i
+    of each the same face) tells a face's own reconstruction from other faces' reconstructions: the
+    AUC that d(photo i, recon i) < d(photo i, recon j) over all pairs i != j (ties count one half; 0.5:
+    it cannot tell), the median distances, and the median distance between different faces'
+    reconstructions (the yardstick of `descriptor_identity`)."""
+    n = len(photo)
+    off = ~torch.eye(n, dtype=torch.bool)
+    d = torch.cdist(photo.double(), recon.double())
+    own, cross = d.diagonal(), d[off]
+    scores = -torch.cat([own, cross])[:, None]                       # nearer = higher score
+    positive = torch.cat([torch.ones(n), torch.zeros(len(cross))]).bool()[:, None]
+    between = torch.cdist(recon.double(), recon.double())[off]
+    nan = float("nan")
+    return {"faces": n, "auc_own_vs_other_reconstructions": float(auc_matrix(scores, positive)[0, 0]) if n > 1 else nan,
+            "median_distance_photo_to_own_reconstruction": float(own.median()) if n else nan,
+            "median_distance_photo_to_other_reconstructions": float(cross.median()) if len(cross) else nan,
+            "median_distance_between_reconstructions": float(between.median()) if len(between) else nan}
+
+
+def descriptor_identity(view_desc: torch.Tensor, own_desc: torch.Tensor, reference: float) -> dict:
+    """How far each view of a face stays from the face: descriptors of the views `[F, V, D]`, of the
+    face's own reconstruction `[F, D]`; `reference`: the median descriptor distance between different
+    faces' reconstructions. A view closer to its own reconstruction than `reference` is nearer to its
+    face than a typical other face is."""
+    dist = (view_desc.double() - own_desc.double()[:, None]).norm(dim=-1)          # [F, V]
+    closer = dist < reference
+    return {"faces": len(dist), "views": dist.shape[1], "reference_distance": float(reference),
+            "closer_than_other_faces_share": float(closer.float().mean()),
+            "faces_with_every_view_closer": float(closer.all(1).float().mean()),
+            "median_distance_to_own_reconstruction": float(dist.median()),
+            "median_distance_by_view": dist.median(0).values.tolist()}
 
 
 def yaw_span(view_yaw: torch.Tensor, low: float, high: float) -> dict:

@@ -1,6 +1,11 @@
-"""Head pose of faces and the codes of turned faces: a yaw measure read off the pixels (the offset of
-the face's mirror-symmetry axis), and the rotation methods that move a code so that the decoded face
-turns (`yaw_fit`, `mirror_path`, `global_axis`).
+"""The codes of turned faces: the rotation methods that move a code so that the decoded face turns
+(`yaw_fit`, `mirror_path`, `global_axis`, `interfacegan`, `interfacegan_conditional`), the linear
+fits they rest on, and the old symmetry yaw measure.
+
+Yaw itself is measured with dlib's landmarks (`exercise2/landmarks.py`, `landmarks.yaw`), validated in
+report/results/instruments/. `yaw_measure` below (the offset of the face's mirror-symmetry axis) is
+kept only to compare instruments: on held-out photos it agrees with landmark yaw at Spearman -0.12,
+so it does not measure yaw (scripts/validate_face_instruments.py).
 
 Conventions: codes are float tensors `[N, Z]`, images float `[N, 3, H, W]` in [0, 1].
 """
@@ -22,7 +27,8 @@ def blur(gray: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def yaw_measure(images: torch.Tensor, max_offset: float = 0.12, band=(0.56, 0.9), half_width: float = 0.22) -> torch.Tensor:
-    """How far each face is turned, read off the pixels: the horizontal offset of the face's mirror-
+    """The old symmetry measure, kept to compare instruments only (it does not track landmark yaw on
+    photos: Spearman -0.12; use `exercise2.landmarks.yaw`): the horizontal offset of the face's mirror-
     symmetry axis from the image centre, in units of the image width (positive: axis right of centre).
 
     Aligned face crops put the eyes at fixed places, so a turned head shows as a nose, mouth and chin
@@ -33,8 +39,7 @@ def yaw_measure(images: torch.Tensor, max_offset: float = 0.12, band=(0.56, 0.9)
     alignment, would hold the axis at the centre), on a high-passed grey image (so smooth side
     lighting does not pull the axis), with the mismatch normalised by the energy compared (so a flat
     patch does not look symmetric for lacking detail), and refines the best axis with a parabola.
-    A mirrored photo gives exactly the negated value; checked by eye on held-out photos ordered by it
-    (`rotate` writes yaw_check.png).
+    A mirrored photo gives exactly the negated value.
     """
     x = images.float()
     n, _, h, w = x.shape
@@ -65,7 +70,9 @@ def yaw_measure(images: torch.Tensor, max_offset: float = 0.12, band=(0.56, 0.9)
 
 
 # ---------------------------------------------------------------------------------------- turning faces
-ROTATION_METHODS = ("yaw_fit", "mirror_path", "global_axis")
+ROTATION_METHODS = ("yaw_fit", "mirror_path", "global_axis", "interfacegan", "interfacegan_conditional")
+INTERFACEGAN_METHODS = ("interfacegan", "interfacegan_conditional")
+MIN_COSINE = 0.25   # interfacegan_conditional: the frontal shift divides by cos(direction, yaw normal), at least this
 
 
 def yaw_direction(gradient: torch.Tensor, scale: torch.Tensor, keep: torch.Tensor | None = None) -> dict:
@@ -97,6 +104,93 @@ def fit_global_axis(mu: torch.Tensor, mu_flip: torch.Tensor) -> dict:
     return {"axis": vh[0], "centre": ((mu + mu_flip) / 2).mean(0), "explained": float(s[0] ** 2 / (s ** 2).sum())}
 
 
+# ---------------------------------------------------------------------------------------- InterFaceGAN
+def ridge_fit(x: torch.Tensor, y: torch.Tensor, penalties: int = 25) -> dict:
+    """Ridge regression with an intercept of each column of `y` (`[N]` or `[N, K]`) on `x` `[N, Z]`, the
+    penalty of each column chosen among `penalties` values (log-spaced, 1e-6 to 10 times the largest
+    squared singular value of the centred x) by the exact leave-one-out error of the centred problem
+    (residual / (1 - leverage), from one SVD). Returns {weights `[Z]` or `[K, Z]`, intercept, penalty,
+    loo_r2 (1 - leave-one-out squared error / variance of y)}."""
+    x, y = x.double(), y.double()
+    single = y.dim() == 1
+    y2 = y[:, None] if single else y
+    x_mean, y_mean = x.mean(0), y2.mean(0)
+    xc, yc = x - x_mean, y2 - y_mean
+    u, s, vh = torch.linalg.svd(xc, full_matrices=False)
+    uty = u.T @ yc                                                          # [R, K]
+    grid = (s.max() ** 2).clamp_min(1e-12) * torch.logspace(-6, 1, penalties, dtype=torch.float64)
+    best_err = torch.full((y2.shape[1],), float("inf"), dtype=torch.float64)
+    best_pen = torch.zeros(y2.shape[1], dtype=torch.float64)
+    for pen in grid:
+        shrink = s ** 2 / (s ** 2 + pen)                                    # [R]
+        fitted = u @ (shrink[:, None] * uty)                                # [N, K]
+        leverage = (u ** 2) @ shrink + 1.0 / len(x)                         # the intercept's share too
+        err = ((yc - fitted) / (1 - leverage).clamp_min(1e-9)[:, None]).pow(2).mean(0)
+        better = err < best_err
+        best_err, best_pen = torch.where(better, err, best_err), torch.where(better, pen, best_pen)
+    w = vh.T @ ((s[:, None] / (s[:, None] ** 2 + best_pen[None])) * uty)    # [Z, K]
+    var = yc.pow(2).mean(0).clamp_min(1e-300)
+    out = {"weights": w[:, 0] if single else w.T, "intercept": (y_mean - x_mean @ w)[0] if single else y_mean - x_mean @ w,
+           "penalty": best_pen[0] if single else best_pen, "loo_r2": 1 - best_err / var}
+    if single:
+        out["loo_r2"] = out["loo_r2"][0]
+    return {k: v.float() if torch.is_tensor(v) and v.dim() else float(v) for k, v in out.items()}
+
+
+def fit_yaw_normal(codes: torch.Tensor, yaw: torch.Tensor) -> dict | None:
+    """The yaw direction as InterFaceGAN (Shen et al. 2020) finds an attribute's: the normal of a linear
+    model of the attribute in code space, here ridge regression of the faces' measured yaw (a
+    continuous value: regression rather than InterFaceGAN's SVM on the sign) on their codes `[N, Z]`.
+    Returns {normal (unit `[Z]`, pointing to larger yaw), centre (a code where the fitted yaw is 0),
+    yaw_per_unit (fitted yaw change per unit of distance along the normal), penalty, loo_r2, faces},
+    or None when the codes do not predict the yaw at all (no variance, or weights 0)."""
+    if len(codes) < 3 or float(yaw.double().std()) == 0:
+        return None
+    fit = ridge_fit(codes, yaw)
+    w = fit["weights"].double()
+    norm = float(w.norm())
+    if not norm > 1e-12:
+        return None
+    normal = w / norm
+    # the fitted yaw is intercept + code . w: at centre = -intercept w / |w|^2 it is 0
+    centre = -fit["intercept"] * w / norm ** 2
+    return {"normal": normal.float(), "centre": centre.float(), "yaw_per_unit": norm, "penalty": fit["penalty"],
+            "loo_r2": fit["loo_r2"], "faces": len(codes)}
+
+
+def attribute_normals(codes: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Unit normals `[K, Z]` of linear models of K binary attributes (bool `[N, K]`) in code space: ridge
+    regression of the +-1 labels (least squares on +-1 labels gives Fisher's discriminant direction;
+    InterFaceGAN uses a linear SVM), penalty by leave-one-out error as in `ridge_fit`."""
+    w = ridge_fit(codes, labels.double() * 2 - 1)["weights"].double()
+    w = w[None] if w.dim() == 1 else w
+    return (w / w.norm(dim=1, keepdim=True).clamp_min(1e-12)).float()
+
+
+def conditional_direction(normal: torch.Tensor, conditions: torch.Tensor) -> dict:
+    """InterFaceGAN's conditional manipulation: `normal` `[Z]` made orthogonal to every condition normal
+    (`[K, Z]`, e.g. identity attributes') by projecting it onto the orthogonal complement of their span,
+    then normalised. Returns {direction (unit `[Z]`), cosine_with_plain (its cosine with `normal`,
+    i.e. the share of the normal's length kept)}."""
+    n = normal.double()
+    q, _ = torch.linalg.qr(conditions.double().T)                       # [Z, K] orthonormal basis of their span
+    projected = n - q @ (q.T @ n)
+    length = float(projected.norm())
+    direction = projected / max(length, 1e-12)
+    return {"direction": direction.float(), "cosine_with_plain": float(direction @ n / n.norm())}
+
+
+def interfacegan_codes(mu: torch.Tensor, fit: dict, steps: torch.Tensor) -> torch.Tensor:
+    """`[F, V, Z]`: each code moved along fit['direction'] to the point where the fitted yaw is 0 (its
+    frontal code, InterFaceGAN's projection onto the boundary), then by each of `steps` (code units
+    along the direction). fit: {direction, yaw_normal, centre}; for the plain direction the two
+    normals are one, for the conditional one the move to the boundary is divided by their cosine."""
+    d, m = fit["direction"], fit["yaw_normal"]
+    cos = max(float(d @ m), MIN_COSINE)
+    shift = -((mu - fit["centre"]) @ m) / cos                           # [F] along d, to fitted yaw 0
+    return mu[:, None] + (shift[:, None] + steps[None])[..., None] * d[None, None]
+
+
 def rotation_codes(method: str, mu: torch.Tensor, mu_flip: torch.Tensor, stats: dict, views: int = 9) -> torch.Tensor:
     """Codes of `views` views of each face, from one side to the other: `[F, V, Z]`.
 
@@ -105,6 +199,9 @@ def rotation_codes(method: str, mu: torch.Tensor, mu_flip: torch.Tensor, stats: 
                  yaw direction by +-stats['yaw_reach'] steps
     mirror_path  z + t (z_mirror - z) for t in [-1, 2]: the face (t = 0), its mirror image (t = 1), and past both
     global_axis  set the coordinate on the first principal mirror axis to values over +-stats['axis_reach']
+    interfacegan, interfacegan_conditional
+                 from the face's frontal code (moved along the direction to where the fitted yaw is 0) by
+                 +-stats[method]['reach'] along the direction (`interfacegan_codes`)
     """
     if method == "yaw_fit":
         move = stats["yaw_fit"]["move"]
@@ -120,6 +217,9 @@ def rotation_codes(method: str, mu: torch.Tensor, mu_flip: torch.Tensor, stats: 
         c = (mu - g["centre"]) @ g["axis"]
         steps = torch.linspace(-stats["axis_reach"], stats["axis_reach"], views)
         return mu[:, None] + (steps[None] - c[:, None])[..., None] * g["axis"][None, None]
+    if method in INTERFACEGAN_METHODS:
+        fit = stats[method]
+        return interfacegan_codes(mu, fit, torch.linspace(-fit["reach"], fit["reach"], views))
     raise ValueError(f"unknown rotation method {method!r}; choose from {', '.join(ROTATION_METHODS)}")
 
 
@@ -133,4 +233,8 @@ def mirrored_codes(method: str, mu: torch.Tensor, mu_flip: torch.Tensor, stats: 
     if method == "global_axis":
         g = stats["global_axis"]
         return mu - 2 * ((mu - g["centre"]) @ g["axis"])[:, None] * g["axis"][None]
+    if method in INTERFACEGAN_METHODS:   # the fitted yaw negated: twice the move to the frontal code
+        fit = stats[method]
+        d, m = fit["direction"], fit["yaw_normal"]
+        return mu - 2 * (((mu - fit["centre"]) @ m) / max(float(d @ m), MIN_COSINE))[:, None] * d[None]
     return None

@@ -9,6 +9,7 @@ evaluation of exercise 2) and writes to --out:
   summary.json           the figures below (strict JSON, rounded)
   landmark_yaw_check.png held-out photos ordered by landmark yaw (rows at the 3, 25, 50, 75 and 97 %
                          quantiles), the 68 points drawn, so the ordering can be checked by eye
+                         (exercise2.landmark_drawing.yaw_check_figure, the figure `rotate` draws too)
 
 Yaw (`landmark_yaw`, and the issue's first definition `nose_eye_yaw` for comparison):
   mirror antisymmetry   yaw(photo) against yaw(mirrored photo): correlation (ideal -1) and mean
@@ -40,9 +41,6 @@ import torch.nn.functional as F  # noqa: E402
 
 from utils.errors import UserError, cli  # noqa: E402
 from utils.paths import repo_path  # noqa: E402
-
-QUANTILES = (0.03, 0.25, 0.5, 0.75, 0.97)
-FIGURE_COLUMNS = 8
 
 
 # ---------------------------------------------------------------------------------------- statistics
@@ -187,44 +185,6 @@ def identity_checks(desc: dict, betas) -> dict:
     return out
 
 
-def draw_check(photos: torch.Tensor, points: torch.Tensor, yaw: torch.Tensor, path: Path, measure: str) -> None:
-    """Held-out photos ordered by yaw, FIGURE_COLUMNS faces around each quantile, landmarks drawn."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from exercise2.landmarks import CHEEK_PAIRS, NOSE_BASE, NOSE_TIP
-    order = yaw.argsort()
-    n, cols = len(order), min(FIGURE_COLUMNS, len(order))
-    scale = 4
-    big = F.interpolate(photos, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
-    used = [NOSE_TIP, *range(NOSE_BASE.start, NOSE_BASE.stop), *(i for pair in CHEEK_PAIRS for i in pair)]
-    other = [i for i in range(68) if i not in used]
-    fig, axes = plt.subplots(len(QUANTILES), cols, figsize=(7.2, 0.98 * len(QUANTILES) + 0.45), squeeze=False)
-    for row, q in enumerate(QUANTILES):
-        centre = int(round(q * (n - 1)))
-        start = min(max(0, centre - cols // 2), n - cols)
-        for col in range(cols):
-            i = int(order[start + col])
-            ax = axes[row, col]
-            ax.imshow(big[i].permute(1, 2, 0).numpy(), extent=(-0.5, 63.5, 63.5, -0.5), interpolation="bilinear")
-            p = points[i].numpy()
-            ax.scatter(p[other, 0], p[other, 1], s=1.2, c="#39ff14", linewidths=0)
-            ax.scatter(p[used, 0], p[used, 1], s=2.2, c="#ff2d2d", linewidths=0)
-            ax.set_xlim(-0.5, 63.5)
-            ax.set_ylim(63.5, -0.5)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(f"{float(yaw[i]):+.2f}", fontsize=7.5, pad=1.5)
-            if col == 0:
-                ax.set_ylabel(f"q {q:.2f}", fontsize=8)
-    fig.suptitle(f"held-out photos ordered by {measure} (value above each face; red: points it uses; "
-                 "positive: face turned to image right)", fontsize=7.5, y=0.995)
-    fig.subplots_adjust(left=0.04, right=0.995, top=0.93, bottom=0.005, wspace=0.04, hspace=0.22)
-    fig.savefig(path, dpi=200)
-    plt.close(fig)
-
-
 # ---------------------------------------------------------------------------------------- main
 @cli
 def main():
@@ -247,6 +207,7 @@ def main():
     torch.set_num_threads(args.threads)
 
     from exercise2 import landmarks as lm   # raises a UserError with the pip command when dlib is missing
+    from exercise2.landmark_drawing import yaw_check_figure
     from exercise2.pose import yaw_measure
     lm.require()
 
@@ -279,7 +240,7 @@ def main():
 
     out = repo_path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    draw_check(photos, points["photo"], y["photo"], out / "landmark_yaw_check.png", "landmark_yaw")
+    yaw_check_figure(photos, points["photo"], y["photo"], out / "landmark_yaw_check.png", "landmark_yaw")
     timing["total_s"] = time.monotonic() - t0
 
     import dlib

@@ -318,8 +318,10 @@ def test_yaw_direction_and_rotation_codes_of_each_method():
     mu_flip[:, 1] = -mu[:, 1]
     glob = P.fit_global_axis(mu, mu_flip)
     assert abs(abs(float(glob["axis"][1])) - 1) < 1e-4
+    e1 = torch.eye(z)[1]
+    ifg = {"direction": e1, "yaw_normal": e1, "centre": torch.zeros(z), "reach": 2.0}
     stats = {"yaw_fit": P.yaw_direction(torch.tensor([0.0, 0.02, 0, 0, 0, 0]), scale), "yaw_reach": 2.0,
-             "global_axis": glob, "axis_reach": 3.0}
+             "global_axis": glob, "axis_reach": 3.0, "interfacegan": ifg, "interfacegan_conditional": ifg}
     others = [0, 2, 3, 4, 5]
     for method in P.ROTATION_METHODS:
         codes = P.rotation_codes(method, mu[:4], mu_flip[:4], stats, views=5)
@@ -333,6 +335,79 @@ def test_yaw_direction_and_rotation_codes_of_each_method():
     assert torch.allclose(P.mirrored_codes("yaw_fit", mu[:4], mu_flip[:4], stats), mu_flip[:4], atol=1e-5)
     assert torch.allclose(P.mirrored_codes("global_axis", mu[:4], mu_flip[:4], stats), mu_flip[:4], atol=1e-4)
     assert P.mirrored_codes("mirror_path", mu[:4], mu_flip[:4], stats) is None
+    assert torch.allclose(P.mirrored_codes("interfacegan", mu[:4], mu_flip[:4], stats), mu_flip[:4], atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------- InterFaceGAN
+def planted_codes(n=600, z=12, seed=0):
+    """Codes with units of different spreads, a planted yaw direction and three identity directions."""
+    gen = torch.Generator().manual_seed(seed)
+    codes = torch.randn(n, z, generator=gen) * torch.linspace(0.3, 3.0, z)
+    yaw_dir = torch.randn(z, generator=gen)
+    yaw_dir /= yaw_dir.norm()
+    yaw = 0.05 * codes @ yaw_dir + 0.02 + 0.01 * torch.randn(n, generator=gen)
+    identity = torch.randn(3, z, generator=gen)
+    labels = (codes @ identity.T + 0.3 * torch.randn(n, 3, generator=gen)) > 0
+    return codes, yaw, yaw_dir, labels
+
+
+def test_interfacegan_fit_recovers_a_planted_yaw_direction():
+    codes, yaw, yaw_dir, _ = planted_codes()
+    fit = P.fit_yaw_normal(codes, yaw)
+    assert float(fit["normal"] @ yaw_dir) > 0.99                       # the direction, pointing to larger yaw
+    assert abs(float(fit["normal"].norm()) - 1) < 1e-5
+    assert fit["yaw_per_unit"] == pytest.approx(0.05, rel=0.05) and fit["loo_r2"] > 0.9
+    assert abs(float(0.05 * fit["centre"] @ yaw_dir + 0.02)) < 2e-3    # the fitted yaw is 0 at the centre
+    # ridge: the leave-one-out penalty shrinks noise; several targets at once give the same fits
+    many = P.ridge_fit(codes, torch.stack([yaw, 2 * yaw], 1))
+    assert torch.allclose(many["weights"][1], 2 * many["weights"][0], rtol=1e-3, atol=1e-6)
+    assert torch.allclose(many["weights"][0], P.ridge_fit(codes, yaw)["weights"], atol=1e-6)
+    assert P.fit_yaw_normal(codes, torch.zeros(len(codes))) is None   # nothing to fit
+    # the views: from the face's frontal code (fitted yaw 0) by each step along the normal
+    steps = torch.linspace(-2, 2, 5)
+    views = P.interfacegan_codes(codes[:3], {**fit, "direction": fit["normal"], "yaw_normal": fit["normal"]}, steps)
+    coordinate = (views - fit["centre"]) @ fit["normal"]
+    assert torch.allclose(coordinate, steps.expand(3, 5), atol=1e-4)
+    assert torch.allclose(views - views[:, :1], (steps - steps[0])[None, :, None] * fit["normal"], atol=1e-4)
+
+
+def test_conditional_direction_is_orthogonal_to_the_identity_normals():
+    codes, yaw, yaw_dir, labels = planted_codes()
+    normals = P.attribute_normals(codes, labels)
+    assert normals.shape == (3, codes.shape[1]) and torch.allclose(normals.norm(dim=1), torch.ones(3), atol=1e-5)
+    plain = P.fit_yaw_normal(codes, yaw)["normal"]
+    cond = P.conditional_direction(plain, normals)
+    assert (normals @ cond["direction"]).abs().max() < 1e-5            # InterFaceGAN's conditional manipulation
+    assert abs(float(cond["direction"].norm()) - 1) < 1e-5
+    assert cond["cosine_with_plain"] == pytest.approx(float(cond["direction"] @ plain), abs=1e-5)
+    assert 0 < cond["cosine_with_plain"] < 1
+    # along it the fitted yaw moves by cos per unit; the views still start where the fitted yaw is 0
+    fit = {"direction": cond["direction"], "yaw_normal": plain, "centre": torch.zeros(codes.shape[1])}
+    views = P.interfacegan_codes(codes[:4], fit, torch.tensor([-1.0, 0.0, 1.0]))
+    coordinate = views @ plain
+    assert torch.allclose(coordinate[:, 1], torch.zeros(4), atol=1e-4)
+    assert torch.allclose(coordinate[:, 2] - coordinate[:, 1], torch.full((4,), cond["cosine_with_plain"]), atol=1e-4)
+    # the identity attributes' linear read-out does not move along the views
+    assert torch.allclose((views[:, 2] - views[:, 0]) @ normals.T, torch.zeros(4, 3), atol=1e-4)
+
+
+def test_descriptor_separation_and_identity():
+    gen = torch.Generator().manual_seed(0)
+    people = torch.randn(30, 8, generator=gen)
+    recon = people + 0.1 * torch.randn(30, 8, generator=gen)
+    sep = M.descriptor_separation(people, recon)
+    assert sep["auc_own_vs_other_reconstructions"] > 0.99 and sep["faces"] == 30
+    assert sep["median_distance_photo_to_own_reconstruction"] < sep["median_distance_between_reconstructions"]
+    blind = M.descriptor_separation(people, torch.randn(30, 8, generator=gen))
+    assert 0.35 < blind["auc_own_vs_other_reconstructions"] < 0.65      # a descriptor that cannot tell
+    # views: the first stays near its face, the second drifts to another face
+    views = torch.stack([recon + 0.05, recon.roll(1, 0)], 1)            # [F, 2, D]
+    ident = M.descriptor_identity(views, recon, sep["median_distance_between_reconstructions"])
+    near, drifted = ident["median_distance_by_view"]
+    assert near < 0.2 < sep["median_distance_between_reconstructions"] / 2 and drifted > 5 * near
+    # every first view is closer than the yardstick, about half of the second (other faces, median distance)
+    assert 0.6 < ident["closer_than_other_faces_share"] < 0.9
+    assert ident["faces_with_every_view_closer"] == pytest.approx(2 * ident["closer_than_other_faces_share"] - 1, abs=1e-6)
 
 def test_classifier_training_step_learns_and_blur_keeps_shape():
     torch.manual_seed(0)

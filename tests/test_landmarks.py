@@ -84,6 +84,31 @@ def test_descriptor_distances(faces):
     assert dist[2] < dist[3:].min()                            # nearer than noise or the face upside down
 
 
+def test_figures_draw_the_points_on_every_face_at_print_size(faces, tmp_path):
+    """rotate's figures: every face with its landmarks (the red points landmark_yaw reads), fonts of at
+    least 7 pt at the printed size, which fits an A4 page's text width."""
+    import numpy as np
+    from PIL import Image
+
+    from exercise2.landmark_drawing import DPI, MAX_HEIGHT_CM, TEXT_WIDTH_CM, face_grid, yaw_check_figure
+    points = lm.landmarks(faces)
+    layout = face_grid([faces, faces.flip(-1)], tmp_path / "grid.png", points=[points, lm.mirror_points(points, 64)],
+                       row_labels=["face\nviews", "mirrored"], cell_titles=[["a"] * 4, ["b"] * 4],
+                       column_labels=list("wxyz"), title="a title")
+    assert layout["font_pt"] >= 7 and layout["width_cm"] <= TEXT_WIDTH_CM + 1e-6 and layout["height_cm"] <= MAX_HEIGHT_CM
+    img = np.asarray(Image.open(tmp_path / "grid.png").convert("RGB")).astype(int)
+    assert abs(img.shape[1] - layout["width_cm"] / 2.54 * DPI) <= 2
+    tile = layout["tile_cm"] / layout["width_cm"] * img.shape[1]
+    red = (img[..., 0] > 200) & (img[..., 1] < 90) & (img[..., 2] < 90)
+    label_px = img.shape[1] - 4 * tile - 4 * 0.06 / layout["width_cm"] * img.shape[1]
+    for c in range(4):                                   # red points on the faces of every column
+        x0 = int(label_px + c * (img.shape[1] - label_px) / 4)
+        assert red[:, x0:x0 + int(tile)].sum() > 10, c
+    yaw = lm.landmark_yaw(points)
+    yaw_check_figure(faces, points, yaw, tmp_path / "check.png")
+    assert Image.open(tmp_path / "check.png").size[0] <= TEXT_WIDTH_CM / 2.54 * DPI + 2
+
+
 def test_missing_packages_say_what_to_install(monkeypatch):
     lm._models.cache_clear()
     real = importlib.util.find_spec

@@ -151,8 +151,9 @@ def test_train_resume_and_every_task(face_dir, tmp_path, capsys):
         for name in files + ["summary.json"]:
             assert (folder / name).is_file(), (task, name)
     result = json.loads((tmp_path / "out" / "m" / "rotate" / "summary.json").read_text())
-    assert result["method"] == "yaw_fit"
-    assert set(result["comparison"]["methods"]) == {"yaw_fit", "mirror_path", "global_axis", "random_control"}
+    assert result["method"] == "interfacegan"
+    assert set(result["comparison"]["methods"]) == {"interfacegan", "yaw_fit", "mirror_path", "global_axis",
+                                                    "random_control"}
     assert "mirror_gap_closed" in result["comparison"]["methods"]["yaw_fit"]
     # a photo of any size for rotate; and the analyses without any data (faces decoded from stored codes)
     Image.fromarray(face_like(300, 250)).save(tmp_path / "me.jpg")

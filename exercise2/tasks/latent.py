@@ -16,7 +16,7 @@ from exercise2.analysis import INFORMATIVE_KL, informative_units, traversal
 from exercise2.classifier import RELIABLE_AUC
 from exercise2.context import write_summary
 from exercise2.drawing import labelled_grid, save_views_gif, signed_attribute
-from exercise2.pose import yaw_measure
+from exercise2.landmarks import yaw as landmark_yaw
 from utils.progress import progress
 
 MIG_BOOTSTRAP = 50      # resamples of the held-out faces for MIG's standard error
@@ -26,7 +26,9 @@ MEASURE_FACES = 64      # faces whose traversals are measured per unit
 MAX_MEASURED_UNITS = 48
 TRAVERSAL_VALUES = torch.linspace(-3, 3, 9)  # in std of the unit's codes across held-out faces
 NAMED_CHANGE = 0.1      # a classifier probability change (or |AUC - 0.5|) that names a unit
-YAW_UNIT_CHANGE = 0.02  # image widths: a unit whose +-2 std traversal moves the yaw this much "turns the head"
+# landmark yaw (exercise2/landmarks.py; held-out photos span about -0.2..+0.19 from p10 to p90): a unit whose
+# +-2 std traversal moves the decoded faces' mean yaw this much "turns the head"
+YAW_UNIT_CHANGE = 0.05
 
 
 @torch.no_grad()
@@ -46,7 +48,7 @@ def unit_effects(ctx, mu: torch.Tensor, units: list[int], names: list[str]) -> l
         anti = (d - d.flip(-1)).pow(2).sum().item()
         sym = (d + d.flip(-1)).pow(2).sum().item()
         row = {"unit": unit, "kl": float(st["kl_per_unit"][unit]), "mean_abs_change": mag.mean().item(),
-               "yaw_change": float((yaw_measure(img_up) - yaw_measure(img_down)).mean()),
+               "yaw_change": float((landmark_yaw(img_up) - landmark_yaw(img_down)).mean()),
                "left_right_antisymmetry": anti / max(anti + sym, 1e-12),
                "background_ratio": float(mag[background].mean() / mag[~background].mean().clamp_min(1e-12)),
                "brightness_shift": d.mean().item(), "warmth_shift": (d[:, 0].mean() - d[:, 2].mean()).item()}
