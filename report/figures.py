@@ -44,7 +44,8 @@ TEXT_WIDTH_PT = 16.6 / 2.54 * 72   # A4 less 2 x 2.2 cm margins
 MIN_PRINT_PT = 7.0
 PRINT_WIDTH = {"sweep.svg": 1.0, "text_curves.svg": 0.82, "runs.svg": 1.0, "chapter.svg": 1.0,
                "positions.svg": 0.466,  # the right column of a (1.1fr, 1fr) grid with a 10 pt gutter
-               "vae_curves.svg": 1.0, "classifier.svg": 1.0, "mig.svg": 0.88, "rotation_methods.svg": 1.0}
+               "vae_curves.svg": 1.0, "classifier.svg": 1.0, "mig.svg": 0.88, "rotation_methods.svg": 1.0,
+               "context_use.svg": 1.0}
 PRINTED_PT: dict[str, float] = {}  # the smallest text of each plot on paper
 
 
@@ -187,6 +188,30 @@ def pe_figure(pe: dict) -> None:
     save(fig, "positions.svg")
 
 
+def learning_figure(path: Path) -> None:
+    """Context use: held-out bpc when each model sees only the last k characters, early (dashed) and at the
+    kept model (solid), beside the Kneser-Ney model of order k + 1 (dotted)."""
+    if not path.is_file():
+        return
+    result = read_json(path)
+    fig, ax = plt.subplots(figsize=(4.6, 2.8))
+    for name, run in result["runs"].items():
+        arch = next(a for a in ARCHS if a in name)
+        for which, style in (("early", "--"), ("kept", "-")):
+            rows = run[which]["context_use"]
+            ax.plot([r["context"] for r in rows], [r["bpc"] for r in rows], style, color=COLORS[arch], marker="o", ms=2.5,
+                    label=f"{NAMES[arch]} {which} (epoch {run[which]['epoch']:.0f})")
+    orders = {o["order"]: o["bpc"] for o in result["ladder"]["orders"]}
+    ks = sorted({r["context"] for run in result["runs"].values() for r in run["kept"]["context_use"]})
+    ks = [k for k in ks if k + 1 in orders]
+    ax.plot(ks, [orders[k + 1] for k in ks], ":", color="grey", marker="s", ms=2.5, label="Kneser-Ney order k + 1")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("characters of context k")
+    ax.set_ylabel("held-out bpc")
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    save(fig, "context_use.svg")
+
+
 def seed_spread(folder: Path) -> dict:
     """Per architecture, the default runs of several seeds (report/results/text/chapter_seeds/, written by
     SEEDS="0 1 2" scripts/chapter_runs.sh): best held-out bpc of each, mean and sample std, training
@@ -312,21 +337,26 @@ def mig_figure(latent: dict) -> None:
 
 
 def rotation_figure(rot: dict) -> None:
-    methods = ("yaw_fit", "mirror_path", "global_axis", "random_control")
-    fig, axes = plt.subplots(1, 2, figsize=(6.6, 2.3))
+    methods = ("interfacegan", "interfacegan_conditional", "yaw_fit", "mirror_path", "global_axis", "random_control")
+    fig, axes = plt.subplots(1, 2, figsize=(6.6, 2.6))
     xs = np.arange(len(BETAS))
+    width = 0.8 / len(methods)
     for k, m in enumerate(methods):
-        cover = [rot[b]["comparison"]["methods"][m]["yaw_span"]["covers_target_share"] for b in BETAS]
-        flips = [rot[b]["comparison"]["methods"][m]["identity"]["flip_share"] for b in BETAS]
-        flips = [np.nan if v is None else v for v in flips]  # null: not measured (no identity attribute read)
-        axes[0].bar(xs + (k - 1.5) * 0.2, cover, 0.2, label=m.replace("_", " "))
-        axes[1].bar(xs + (k - 1.5) * 0.2, flips, 0.2)
-    axes[0].set_ylabel("faces whose views span\np10..p90 of held-out yaw")
+        rows = [rot[b]["comparison"]["methods"].get(m) for b in BETAS]
+        cover = [np.nan if r is None else r["yaw_span_landmark"]["covers_target_share"] for r in rows]
+        flips = [np.nan if r is None or r["identity"].get("flip_share") is None else r["identity"]["flip_share"]
+                 for r in rows]  # null: not measured (no identity attribute read)
+        offset = (k - (len(methods) - 1) / 2) * width
+        axes[0].bar(xs + offset, cover, width, label=m.replace("_", " "))
+        axes[1].bar(xs + offset, flips, width)
+    axes[0].axhline(0.9, color="grey", ls=":", lw=1)
+    axes[0].set_ylabel("faces whose views span\np10..p90 of photo yaw")
     axes[1].set_ylabel("confident identity\npredictions flipped")
     for ax in axes:
         ax.set_xticks(xs, [f"β = {b}" for b in BETAS])
-    axes[0].legend(loc="upper left", frameon=False)
-    axes[0].set_ylim(0, 1.25)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0.02), frameon=False,
+               ncols=3)
+    axes[0].set_ylim(0, 1.05)
     fig.tight_layout()
     save(fig, "rotation_methods.svg")
 
@@ -343,7 +373,8 @@ def photo_copies() -> dict:
     from exercise2.drawing import print_width_cm
 
     widths = {}
-    for png in sorted([*RESULTS.glob("vae_beta_*/*/*.png"), *RESULTS.glob("instruments/*.png")]):
+    for png in sorted([*RESULTS.glob("vae_beta_*/*/*.png"), *RESULTS.glob("instruments/*.png"),
+                         *RESULTS.glob("text/surprisal_*.png")]):
         out = OUT / "img" / ("__".join(png.relative_to(RESULTS).parts)).replace(".png", ".jpg")
         out.parent.mkdir(parents=True, exist_ok=True)
         with Image.open(png) as img:
@@ -370,6 +401,7 @@ def main(out: Path | None = None) -> int:
     runs_figure(runs)
     chapter_figure({p.stem: read_json(p) for p in sorted((RESULTS / "text" / "chapter").glob("*.json"))})
     pe_figure(read_json(RESULTS / "text" / "positional_encoding.json"))
+    learning_figure(RESULTS / "text" / "learning_chapter.json")
     latent = {b: read_json(RESULTS / f"vae_beta_{b}" / "latent_analysis" / "summary.json") for b in BETAS}
     rot = {b: read_json(RESULTS / f"vae_beta_{b}" / "rotate" / "summary.json") for b in BETAS}
     facts = {"text": text_facts(sweeps), "vae": vae_curves_figure(),
