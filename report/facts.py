@@ -1,0 +1,90 @@
+"""Derived facts of the report that are not a plain lookup in one result file (facts.json): the shipped
+text models' samples per epoch, a sweep's best cells compared at equal steps, the chapter runs and the
+spread over seeds. Used by figures.py, which writes them with the figures."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+REPORT = Path(__file__).resolve().parent
+REPO = REPORT.parent
+RESULTS = REPORT / "results"
+CKPT = REPO / "checkpoints"
+ARCHS = ("lstm", "tcn", "transformer")
+
+
+def read_json(path: Path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def chapter_runs(folder: Path) -> list[dict]:
+    """One row per exploration run on the chapter (report/results/text/chapter/explore/): the settings
+    that differ between them and what each reached, sorted by architecture and best held-out bpc."""
+    rows = []
+    for path in sorted(folder.glob("*.json")):
+        run = read_json(path)
+        m, t = run["config"]["model"], run["config"]["training"]
+        width = m.get("d_lstm") or m.get("d_model") or (m.get("channels") or [0])[0]
+        arch = "lstm" if "d_lstm" in m else "tcn" if "channels" in m else "transformer"
+        rows.append({"run": path.stem, "arch": arch,
+                     "batch_size": t["batch_size"], "dropout": m.get("dropout", 0.0), "width": width,
+                     "learning_rate": t["learning_rate"], "epochs": t["epochs"], "best_bpc": run["best"]["val_bpc"],
+                     "best_minutes": run["best"]["minutes"], "end_minutes": run["curve"][-1]["minutes"]})
+    return sorted(rows, key=lambda r: (ARCHS.index(r["arch"]), -r["best_bpc"]))
+
+
+def seed_spread(folder: Path) -> dict:
+    """Per architecture, the default runs of several seeds (report/results/text/chapter_seeds/, written by
+    SEEDS="0 1 2" scripts/chapter_runs.sh): best held-out bpc of each, mean and sample std, training
+    minutes until each stopped, and how it stopped."""
+    out = {}
+    for path in sorted(folder.glob("*.json")):
+        run = read_json(path)
+        arch = path.stem.split("_")[-2]
+        row = out.setdefault(arch, {"seeds": [], "bpc": [], "stopped_at_minutes": [], "stopped": []})
+        row["seeds"].append(int(path.stem.split("_s")[-1]))
+        row["bpc"].append(run["best"]["val_bpc"])
+        row["stopped_at_minutes"].append(run["curve"][-1]["minutes"])
+        row["stopped"].append((run.get("ended") or {}).get("stopped"))
+    for row in out.values():
+        row["mean"] = float(np.mean(row["bpc"]))
+        row["std"] = float(np.std(row["bpc"], ddof=1)) if len(row["bpc"]) > 1 else None
+        row["minutes_mean"] = float(np.mean(row["stopped_at_minutes"]))
+    return out
+
+
+def text_facts(sweeps: dict) -> dict:
+    facts = {}
+    for arch in ARCHS:
+        rows = read_jsonl(CKPT / arch / "metrics.jsonl")
+        best = min(rows, key=lambda r: r["val_bpc"])
+        mid = rows[min(2, len(rows) - 1)]
+        facts[arch] = {
+            "epochs": rows[-1]["epoch"], "best_epoch": best["epoch"], "best_val_bpc": best["val_bpc"],
+            "first": {k: rows[0][k] for k in ("epoch", "val_bpc", "sample")},
+            "early": {k: mid[k] for k in ("epoch", "val_bpc", "sample")},
+            "late": {k: best[k] for k in ("epoch", "val_bpc", "sample")},
+            "end_train_bpc": rows[-1]["train_bpc"], "end_val_bpc": rows[-1]["val_bpc"],
+        }
+        # the sweep's best cell against the runner-up, at equal steps (the cells ran different numbers
+        # of steps in the same minutes)
+        s = sweeps[arch]
+        cells = sorted(s["runs"].items(), key=lambda kv: kv[1]["best_val_bpc"])
+        (best_key, b), (second_key, c) = cells[0], cells[1]
+        steps = min(b["steps"], c["steps"])
+
+        def at(run, step):
+            pts = [(p["step"], p["val_bpc"]) for p in run["curve"]]
+            return float(np.interp(step, [p[0] for p in pts], [p[1] for p in pts]))
+
+        facts[arch]["sweep"] = {"best": best_key, "second": second_key, "best_bpc": b["best_val_bpc"],
+                                "second_bpc": c["best_val_bpc"], "best_steps": b["steps"], "second_steps": c["steps"],
+                                "equal_steps": steps, "best_at_equal_steps": at(b, steps),
+                                "second_at_equal_steps": at(c, steps), "steps_ratio": b["steps"] / c["steps"]}
+    return facts
