@@ -17,15 +17,15 @@ test: $(STAMP)
 
 # The main job: the shipped checkpoints at work, no data needed.
 demo: $(STAMP)
-	$(BIN)/python exercise1/lstm/test.py --prompt "the knight rode into the wood and " --length 300
-	$(BIN)/python exercise1/tcn/test.py --prompt "the knight rode into the wood and " --length 300
-	$(BIN)/python exercise1/transformer/test.py --prompt "the knight rode into the wood and " --length 300
-	$(BIN)/python exercise2/main.py --task random_generation --ckpt_name vae_beta_0
-	$(BIN)/python exercise2/main.py --task random_generation --ckpt_name vae_beta_4
-	$(BIN)/python exercise2/main.py --task latent_analysis --ckpt_name vae_beta_4
-	$(BIN)/python exercise2/main.py --task latent_analysis --ckpt_name vae_beta_20
-	$(BIN)/python exercise2/main.py --task rotate --ckpt_name vae_beta_4
-	$(BIN)/python exercise2/main.py --task edit --attribute Smiling --ckpt_name vae_beta_4
+	$(BIN)/python exercise1/lstm/test.py --ckpt_dir checkpoints --prompt "the knight rode into the wood and " --length 300
+	$(BIN)/python exercise1/tcn/test.py --ckpt_dir checkpoints --prompt "the knight rode into the wood and " --length 300
+	$(BIN)/python exercise1/transformer/test.py --ckpt_dir checkpoints --prompt "the knight rode into the wood and " --length 300
+	$(BIN)/python exercise2/main.py --task random_generation --ckpt_name vae_beta_0 --ckpt_dir checkpoints
+	$(BIN)/python exercise2/main.py --task random_generation --ckpt_name vae_beta_4 --ckpt_dir checkpoints
+	$(BIN)/python exercise2/main.py --task latent_analysis --ckpt_name vae_beta_4 --ckpt_dir checkpoints
+	$(BIN)/python exercise2/main.py --task latent_analysis --ckpt_name vae_beta_20 --ckpt_dir checkpoints
+	$(BIN)/python exercise2/main.py --task rotate --ckpt_name vae_beta_4 --ckpt_dir checkpoints
+	$(BIN)/python exercise2/main.py --task edit --attribute Smiling --ckpt_name vae_beta_4 --ckpt_dir checkpoints
 	@echo "face analyses written under outputs/vae_beta_*/"
 
 # Speed and short-budget quality on this machine (needs data/text.txt and data/CelebA, or pass paths).
@@ -63,9 +63,10 @@ report-results: $(STAMP)
 # (checkpoints/vae_beta_*/analysis.pt): computed from the faces by one task per VAE, then copied in.
 analysis-stats: $(STAMP)
 	for beta in 0 4 20; do \
+	  rm -rf outputs/analysis-stats/cache; \
 	  $(BIN)/python exercise2/main.py --task random_generation --ckpt_name vae_beta_$$beta --ckpt_dir checkpoints \
-	    --dset_dir $(DSET) --output_dir outputs/analysis-stats --num_samples 4 || exit 1; \
-	  f=$$(ls -t data/cache/analysis_vae_beta_$${beta}_*.pt 2>/dev/null | head -n 1); \
+	    --dset_dir $(DSET) --cache_dir outputs/analysis-stats/cache --output_dir outputs/analysis-stats --num_samples 4 || exit 1; \
+	  f=$$(ls outputs/analysis-stats/cache/analysis_vae_beta_$${beta}_*.pt 2>/dev/null | head -n 1); \
 	  if [ -n "$$f" ]; then cp "$$f" checkpoints/vae_beta_$$beta/analysis.pt; else echo "vae_beta_$$beta: analysis.pt is current"; fi; \
 	done
 
@@ -80,10 +81,12 @@ PROMPT ?= the knight rode into the wood and
 sweep: $(STAMP)
 	$(BIN)/python exercise1/data_preparation.py --text $(TEXT) --name text
 	$(BIN)/python scripts/sweep_text.py --minutes $(SWEEP_MINUTES)
-# Training targets write to runs/ (git-ignored); CKPT_DIR=checkpoints replaces the shipped models.
+# Training targets write to runs/ (git-ignored); CKPT_DIR=checkpoints OVERWRITE=1 replaces the shipped models
+# (without OVERWRITE a run refuses a folder that already holds one).
 CKPT_DIR ?= runs
+OVERWRITE ?=
 train-text: $(STAMP)
-	CKPT_DIR=$(CKPT_DIR) bash scripts/train_text_models.sh $(TEXT) $(TEXT_MINUTES)
+	CKPT_DIR=$(CKPT_DIR) OVERWRITE=$(OVERWRITE) bash scripts/train_text_models.sh $(TEXT) $(TEXT_MINUTES)
 # The chapter-size check: each architecture's default run (size rule in effect) on a chapter-sized
 # text, curves to report/results/text/chapter/ (about 20 min here).
 CHAPTER ?= data/chapter.txt
@@ -110,15 +113,16 @@ variants: $(STAMP)
 	    --test_json outputs/runs/$${arch}_$$tag/test.json --note "$$arch with $$sets, $(TEXT_MINUTES) min" || exit 1; \
 	done
 train-vaes: $(STAMP)
-	CKPT_DIR=$(CKPT_DIR) bash scripts/train_vaes.sh $(DSET) $(VAE_MINUTES)
+	CKPT_DIR=$(CKPT_DIR) OVERWRITE=$(OVERWRITE) bash scripts/train_vaes.sh $(DSET) $(VAE_MINUTES)
 # The attribute classifier that measures the face analyses (trained on photos, blurred photos and the
 # shipped VAEs' reconstructions of the training faces; about 7 min here).
 classifier: $(STAMP)
-	$(BIN)/python exercise2/classifier.py --dset_dir $(DSET) --threads 2 --ckpt_dir $(CKPT_DIR) --overwrite
+	$(BIN)/python exercise2/classifier.py --dset_dir $(DSET) --threads 2 --ckpt_dir $(CKPT_DIR) $(if $(OVERWRITE),--overwrite)
 
 # Everything end to end on a CPU: data, sweep, shipped models, analyses, PDF (about 3.7 h here).
-# It regenerates what ships: the models go to checkpoints/ (replacing the shipped ones).
+# It regenerates what ships: the models go to checkpoints/, replacing the shipped ones (CKPT_DIR=checkpoints OVERWRITE=1).
 reproduce: CKPT_DIR = checkpoints
+reproduce: OVERWRITE = 1
 reproduce: sweep train-text variants train-vaes classifier analysis-stats report-results report
 
 clean-outputs:

@@ -82,6 +82,11 @@ def apply_overrides(config: dict, args) -> tuple[dict, frozenset]:
         if not sep or "." not in key:
             raise UserError(f"--set expects SECTION.KEY=VALUE, got {item!r}")
         section, name = key.split(".", 1)
+        if section not in SECTIONS + ("small_text",):
+            raise UserError(f"--set {item!r}: unknown section {section!r}; the config's sections are "
+                            f"{', '.join(SECTIONS + ('small_text',))}")
+        if section == "training" and name not in TRAINING_DEFAULTS:
+            raise UserError(f"--set {item!r}: unknown training setting {name!r}; known: {', '.join(TRAINING_DEFAULTS)}")
         fixed.add(key)
         try:
             config.setdefault(section, {})[name] = json.loads(value)

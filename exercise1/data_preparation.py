@@ -72,6 +72,7 @@ def txt_to_numpy(
     text_path = repo_path(text_path)
     lines = read_lines(text_path, keep_case)
     alphabet = build_alphabet("".join(lines) + SEPARATOR)
+    split = make_split(len(lines), val_fraction, seed)  # checks val_fraction before anything is written
     out = repo_path(data_dir) / (name or text_path.stem)
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("sample_*.npy"):
@@ -84,7 +85,6 @@ def txt_to_numpy(
     for i in range(len(lines)):
         np.save(out / f"sample_{i:04d}.npy", eye[idx[bounds[i]:bounds[i + 1]]])
     np.save(out / "alphabet.npy", alphabet)
-    split = make_split(len(lines), val_fraction, seed)
     split.update(source=str(text_path), keep_case=keep_case, n_lines=len(lines), n_chars=int(bounds[-1]))
     (out / "split.json").write_text(json.dumps(split) + "\n", encoding="utf-8")
     return out

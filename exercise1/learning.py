@@ -50,6 +50,12 @@ def sample_statistics(sample: str, known_words: set[str]) -> dict:
             "mean_word_length": float(np.mean([len(w) for w in words]))}
 
 
+def context_positions(n: int, first: int, targets: int) -> torch.Tensor:
+    """The held-out positions (indices into the stream) that context use scores: `targets` evenly spaced
+    ones from `first` on, so that every one has `first` characters before it."""
+    return torch.linspace(first, n - 1, min(targets, n - first)).long().unique()
+
+
 @torch.no_grad()
 def context_use(model, stream: torch.Tensor, device, lengths=CONTEXT_LENGTHS, targets: int = 4000,
                 batch: int = 500) -> list[dict]:
@@ -60,8 +66,7 @@ def context_use(model, stream: torch.Tensor, device, lengths=CONTEXT_LENGTHS, ta
     model.eval()
     limit = getattr(model, "max_context", None) or max(lengths)
     lengths = [k for k in lengths if k <= limit and k < len(stream)]
-    first = max(lengths)
-    positions = torch.linspace(first, len(stream) - 1, min(targets, len(stream) - first)).long().unique()
+    positions = context_positions(len(stream), max(lengths), targets)
     out = []
     for k in lengths:
         total = 0.0
@@ -76,9 +81,12 @@ def context_use(model, stream: torch.Tensor, device, lengths=CONTEXT_LENGTHS, ta
 
 
 def ngram_equivalent(bpc: float, ladder: dict) -> dict:
-    """The n-gram order a model's held-out bpc matches: the highest order it beats or equals, and the
-    one above it (None beyond the ladder's best)."""
-    orders = ladder["orders"]
-    beaten = [o for o in orders if o["bpc"] >= bpc]
-    below = beaten[-1]["order"] if beaten else 0
-    return {"order": below, "beats_best_order": bpc <= ladder["best_bpc"], "ladder_best_bpc": ladder["best_bpc"]}
+    """The n-gram order a model's held-out bpc matches: the highest order k such that the model is at or
+    below every order 1..k of the ladder (0 if it does not beat order 1; the ladder need not fall
+    monotonically), and whether it beats the ladder's best order."""
+    order = 0
+    for o in sorted(ladder["orders"], key=lambda o: o["order"]):
+        if o["bpc"] < bpc:
+            break
+        order = o["order"]
+    return {"order": order, "beats_best_order": bpc <= ladder["best_bpc"], "ladder_best_bpc": ladder["best_bpc"]}

@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--device", default=None, choices=DEVICE_CHOICES, help="auto | cpu | cuda (default: auto, or cpu with --cuda false)")
     a("--max_iter", type=positive_float, default=12000,
       help="training iterations in all (default: 12000, about 15 min at batch 64 on 2 CPU cores; the course had 1e6)")
-    a("--max_minutes", type=positive_float, default=None, help="also stop after this many minutes of training in this run")
+    a("--max_minutes", type=positive_float, default=None, help="also stop after this many minutes of training in all (resumed parts included)")
     a("--batch_size", type=positive_int, default=64, help="images per iteration, over all processes (default: 64)")
     a("--z_dim", type=positive_int, default=128, help="latent units (default: 128; the course had 32, see README)")
     a("--beta", type=non_negative_float, default=4.0, help="weight of the KL term; 0 = plain autoencoder (default: 4)")

@@ -40,7 +40,7 @@ def evaluate(ctx, images: torch.Tensor) -> dict:
 
 def learning_rate(args, iteration: int, seconds: float) -> float:
     """--lr, or with --lr_schedule cosine decayed to a tenth over the budget (the larger of the shares of
-    --max_iter and of --max_minutes used; the minutes are this run's, as --max_minutes counts them)."""
+    --max_iter and of --max_minutes used, over the whole run, resumed parts included: utils/schedule.py)."""
     if args.lr_schedule != "cosine":
         return args.lr
     max_seconds = args.max_minutes * 60 if args.max_minutes else None
@@ -73,12 +73,12 @@ def train(solver) -> dict:
     run_recon = run_kl = 0.0
     run_n = images_seen = 0
     session_seconds = 0.0
-    done = solver.iteration >= max_iter
+    done = solver.iteration >= max_iter or (max_seconds is not None and solver.train_seconds >= max_seconds)
     try:
         while not done:
             t0 = time.perf_counter()
             for group in solver.optim.param_groups:
-                group["lr"] = learning_rate(args, solver.iteration, session_seconds)
+                group["lr"] = learning_rate(args, solver.iteration, solver.train_seconds)
             idx = torch.randint(0, len(train_faces), (args.batch_size,), generator=gen)
             x = ctx.batch(shard(train_faces[idx], solver.dist))
             with autocast(solver.device, args.bf16):
@@ -89,16 +89,17 @@ def train(solver) -> dict:
             solver.optim.step()
             solver.iteration += 1
             dt = time.perf_counter() - t0
-            # one clock for all ranks (the slowest's): the learning rate and the time budget follow it
-            session_seconds, stop = synced_clock(session_seconds + dt, solver.iteration >= max_iter, solver.dist,
-                                                 solver.device)
-            solver.train_seconds += dt
+            # one clock for all ranks (the slowest's): the learning rate and the time budget follow it; the
+            # budget counts the whole run's training time, resumed parts included, as the text models' does
+            solver.train_seconds, stop = synced_clock(solver.train_seconds + dt, solver.iteration >= max_iter,
+                                                      solver.dist, solver.device)
+            session_seconds += dt
             images_seen += args.batch_size
             run_recon, run_kl, run_n = run_recon + recon.item(), run_kl + kl.item(), run_n + 1
             bar.update(1)
             if solver.iteration % 20 == 0:
                 bar.set_postfix(recon=f"{recon.item():.1f}", kl=f"{kl.item():.1f}")
-            done = stop or (max_seconds is not None and session_seconds >= max_seconds)
+            done = stop or (max_seconds is not None and solver.train_seconds >= max_seconds)
             if solver.iteration % args.display_step == 0 or done:
                 ev = evaluate(ctx, val_probe)
                 model.train()

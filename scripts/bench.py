@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from utils.arguments import positive_float, positive_int  # noqa: E402
 from utils.device import device_name  # noqa: E402
 from utils.errors import cli  # noqa: E402
 from utils.paths import repo_path  # noqa: E402
@@ -45,9 +46,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--text", default="data/text.txt", help="text for exercise 1 (default: %(default)s)")
     p.add_argument("--dset_dir", default="data", help="root holding CelebA/ for exercise 2 (default: %(default)s)")
-    p.add_argument("--budget_minutes", type=float, default=1.0, help="training time per text model (default: 1)")
-    p.add_argument("--vae_minutes", type=float, default=0.5, help="training time for the VAE throughput (default: 0.5)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--budget_minutes", type=positive_float, default=1.0, help="training time per text model (default: 1)")
+    p.add_argument("--vae_minutes", type=positive_float, default=0.5, help="training time for the VAE throughput (default: 0.5)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--out", default="outputs/bench/bench.json", help="result file (default: %(default)s)")
     args = p.parse_args()

@@ -7,7 +7,7 @@ first evaluation's model (early.pt) and its kept best model (<name>.pt).
 Per snapshot: held-out bpc and its "n-gram equivalent" (the highest Kneser-Ney order it beats on the
 same characters), held-out bpc by kind of character (first letter of a word, later letters, space,
 punctuation, newline), context use (held-out bpc when the model sees only the last k characters,
-beside the n-gram of order k + 1), and statistics of a 2,000-character sample (share of its words that
+beside the n-gram of order k + 1 on the same positions), and statistics of a 2,000-character sample (share of its words that
 occur in the training text, mean word length) beside the same statistics of the held-out text. With
 --figure, one held-out passage coloured by each kept model's per-character surprisal.
 """
@@ -25,9 +25,10 @@ import torch  # noqa: E402
 from exercise1.data import load_text_data  # noqa: E402
 from exercise1.evaluation import LN2, evaluate  # noqa: E402
 from exercise1.generation import generate  # noqa: E402
-from exercise1.learning import (char_kinds, context_use, loss_by_kind, ngram_equivalent,  # noqa: E402
-                                sample_statistics, words_of)
+from exercise1.learning import (CONTEXT_LENGTHS, char_kinds, context_positions, context_use,  # noqa: E402
+                                loss_by_kind, ngram_equivalent, sample_statistics, words_of)
 from exercise1.models import build_model  # noqa: E402
+from exercise1.ngram import KneserNey  # noqa: E402
 from exercise1.ngram import ladder as ngram_ladder  # noqa: E402
 from utils.arguments import positive_int  # noqa: E402
 from utils.checkpoint import load_checkpoint, load_state_dict_float32, write_json  # noqa: E402
@@ -46,17 +47,26 @@ def load_snapshot(path: Path):
     return model.eval(), ck
 
 
-def measure(model, ck, data, kinds, known, ladder, sample_chars: int, seed: int) -> dict:
+def ngram_on_positions(data, lengths=CONTEXT_LENGTHS, targets: int = 4000) -> dict[int, float]:
+    """Held-out bpc of the Kneser-Ney model of order k + 1 (k characters of context) on exactly the positions
+    context use scores for a model of unlimited context, for every k it has an order for."""
+    orders = [k + 1 for k in lengths if k + 1 <= 10]
+    model = KneserNey(max(orders)).fit(data.train, len(data.alphabet))
+    positions = context_positions(len(data.val), max(lengths), targets).numpy()
+    return {o - 1: float(-model.score(data.val, order=o)[positions - 1].mean() / LN2) for o in orders}
+
+
+def measure(model, ck, data, kinds, known, ladder, sample_chars: int, seed: int, ngram_k: dict) -> dict:
     val = torch.from_numpy(data.val)
     seq_len = ck["config"]["training"]["seq_len"]
     ev = evaluate(model, val, seq_len, "cpu", per_char=True)
     prompt = torch.from_numpy(data.val_lines[0][:30].copy())
     sample = decode(generate(model, prompt, sample_chars, temperature=0.8,
                              generator=torch.Generator().manual_seed(seed))[0], data.alphabet)
-    orders = {o["order"]: o["bpc"] for o in ladder["orders"]}
     uses = context_use(model, val, "cpu")
+    same = len(uses) == len(CONTEXT_LENGTHS)  # a model of unlimited context is scored on ngram_k's positions
     for row in uses:
-        row["ngram_order_k_plus_1_bpc"] = orders.get(row["context"] + 1)
+        row["ngram_order_k_plus_1_bpc_same_positions"] = ngram_k.get(row["context"]) if same else None
     return {"epoch": ck["metrics"]["epoch"], "step": ck["metrics"]["step"], "minutes": ck["metrics"]["minutes"],
             "val_bpc": ev["bpc"], "ngram_equivalent": ngram_equivalent(ev["bpc"], ladder),
             "bpc_by_kind": loss_by_kind(ev["losses"], kinds), "context_use": uses,
@@ -112,7 +122,9 @@ def main():
     kinds = char_kinds(data.val, data.alphabet)
     known = set(words_of(decode(data.train, data.alphabet)))
     reference = sample_statistics(decode(data.val, data.alphabet), known)
+    ngram_k = ngram_on_positions(data)
     result = {"dataset": args.dataset, "ladder": {k: ladder[k] for k in ("orders", "best_order", "best_bpc")},
+              "ngram_context_use": [{"context": k, "bpc": v} for k, v in sorted(ngram_k.items())],
               "held_out_text_statistics": reference, "runs": {}}
     for folder in progress([repo_path(r) for r in args.runs], desc="runs", unit="run"):
         name = folder.name
@@ -120,7 +132,7 @@ def main():
         if not (folder / "early.pt").is_file() or kept is None:
             raise UserError(f"{folder} has no early.pt and kept model: train it with this version of train.py")
         result["runs"][name] = {which: measure(*load_snapshot(path), data, kinds, known, ladder, args.sample_chars,
-                                               args.seed)
+                                               args.seed, ngram_k)
                                 for which, path in (("early", folder / "early.pt"), ("kept", kept))}
         r = result["runs"][name]
         print(f"{name}: early (epoch {r['early']['epoch']:.1f}) {r['early']['val_bpc']:.3f} bpc ~ order "

@@ -75,6 +75,7 @@ def run_one(arch: str, name: str, overrides: dict, lr: float, args, log_dir: Pat
         cmd = [sys.executable, str(ROOT / "exercise1" / arch / "train.py"), "--dataset", args.dataset,
                "--data_dir", args.data_dir, "--max_minutes", str(args.minutes), "--lr", str(lr), "--name", name,
                "--ckpt_dir", args.ckpt_dir, "--seed", str(args.seed), "--threads", str(args.threads),
+               "--patience", "0",  # every cell trains its whole budget, as the shipped sweep did
                "--set", *[f"{k}={json.dumps(v)}" for k, v in overrides.items()]]
         cmd.append("--resume" if (folder / "last.pt").is_file() else "--overwrite")
         with open(log_dir / f"{name}.log", "w", encoding="utf-8") as log:

@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from utils.arguments import positive_int  # noqa: E402
 from utils.errors import UserError, cli  # noqa: E402
 from utils.paths import repo_path  # noqa: E402
 
@@ -193,14 +194,14 @@ def main():
     p.add_argument("--dataset", default="CelebA", help="folder under dset_dir with the face images (default: CelebA)")
     p.add_argument("--cache_dir", default="data/cache",
                    help="where the decoded faces are cached (default: data/cache; '' for none)")
-    p.add_argument("--faces", type=int, default=200, help="held-out faces used (the first ones; default: 200)")
+    p.add_argument("--faces", type=positive_int, default=200, help="held-out faces used (the first ones; default: 200)")
     p.add_argument("--betas", type=int, nargs="+", default=[0, 4, 20],
                    help="shipped VAEs to reconstruct with (default: 0 4 20)")
     p.add_argument("--checkpoints", default="checkpoints",
                    help="folder with vae_beta_<b>/vae_beta_<b>.pt (default: checkpoints)")
     p.add_argument("--out", default="report/results/instruments",
                    help="output folder (default: report/results/instruments)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default: 1)")
     args = p.parse_args()
     if args.faces < 10:
         raise UserError("--faces must be at least 10")

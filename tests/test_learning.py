@@ -46,3 +46,5 @@ def test_ngram_equivalent_is_the_highest_order_beaten():
     assert ngram_equivalent(2.9, ladder)["order"] == 2
     assert ngram_equivalent(2.4, ladder) == {"order": 3, "beats_best_order": True, "ladder_best_bpc": 2.5}
     assert ngram_equivalent(5.0, ladder)["order"] == 0
+    bumpy = {"orders": [{"order": 1, "bpc": 3.0}, {"order": 2, "bpc": 2.0}, {"order": 3, "bpc": 2.1}], "best_bpc": 2.0}
+    assert ngram_equivalent(2.05, bumpy)["order"] == 1   # beats order 3 but not order 2

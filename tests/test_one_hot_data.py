@@ -83,3 +83,19 @@ def test_missing_and_empty_texts(tmp_path):
         txt_to_numpy(empty, tmp_path)
     with pytest.raises(UserError, match="no prepared data set"):
         load_text_data(tmp_path / "missing")
+
+
+def test_a_bad_val_fraction_leaves_a_prepared_data_set_as_it_was(tiny_text, tmp_path):
+    """Defect found in review: the old samples were deleted and new ones written before the split rejected
+    the value, leaving a folder whose split.json no longer matched its samples."""
+    import pytest
+
+    from exercise1.data_preparation import txt_to_numpy
+    from utils.errors import UserError
+    folder = txt_to_numpy(tiny_text, tmp_path / "data")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    other = tmp_path / "other.txt"
+    other.write_text("short\nlines here\nand more\n", encoding="utf-8")
+    with pytest.raises(UserError):
+        txt_to_numpy(other, tmp_path / "data", name=folder.name, val_fraction=2.0)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from utils.errors import UserError
+
 
 @dataclass
 class DistInfo:
@@ -48,7 +50,8 @@ def shard(batch: torch.Tensor, info: DistInfo) -> torch.Tensor:
     if not info.enabled:
         return batch
     if batch.shape[0] % info.world_size:
-        raise ValueError(f"batch size {batch.shape[0]} is not divisible by the {info.world_size} processes")
+        raise UserError(f"--batch_size {batch.shape[0]} is not divisible by the {info.world_size} processes: "
+                        f"choose a multiple of {info.world_size} (a text's size rule may set the batch: pass --batch_size)")
     per = batch.shape[0] // info.world_size
     return batch[info.rank * per:(info.rank + 1) * per]
 

@@ -13,6 +13,15 @@ import time
 from tqdm import tqdm
 
 
+def every_seconds() -> float:
+    """PROGRESS_EVERY (seconds between plain progress lines), 30 when unset or not a number > 0."""
+    try:
+        value = float(os.environ.get("PROGRESS_EVERY", 30))
+    except ValueError:
+        value = -1.0
+    return value if value > 0 else 30.0
+
+
 class PlainProgress:
     """The part of tqdm's interface the project uses, written as occasional plain lines."""
 
@@ -23,7 +32,7 @@ class PlainProgress:
             self.total = len(iterable)
         self.n = self.start_n = initial
         self.disable = disable
-        self.every = float(os.environ.get("PROGRESS_EVERY", 30)) if every is None else every
+        self.every = every_seconds() if every is None else every
         self.file = file or sys.stderr
         self.postfix = ""
         self.t0 = self.last = time.monotonic()
