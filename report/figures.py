@@ -176,10 +176,9 @@ def learning_figure(path: Path) -> None:
             rows = run[which]["context_use"]
             ax.plot([r["context"] for r in rows], [r["bpc"] for r in rows], style, color=COLORS[arch], marker="o", ms=2.5,
                     label=f"{NAMES[arch]} {which} (epoch {run[which]['epoch']:.0f})")
-    orders = {o["order"]: o["bpc"] for o in result["ladder"]["orders"]}
-    ks = sorted({r["context"] for run in result["runs"].values() for r in run["kept"]["context_use"]})
-    ks = [k for k in ks if k + 1 in orders]
-    ax.plot(ks, [orders[k + 1] for k in ks], ":", color="grey", marker="s", ms=2.5, label="Kneser-Ney order k + 1")
+    ngram = result["ngram_context_use"]  # the count model of order k + 1 on the same held-out positions
+    ax.plot([r["context"] for r in ngram], [r["bpc"] for r in ngram], ":", color="grey", marker="s", ms=2.5,
+            label="Kneser-Ney order k + 1")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("characters of context k")
     ax.set_ylabel("held-out bpc")
