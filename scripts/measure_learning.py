@@ -30,7 +30,7 @@ from exercise1.learning import (CONTEXT_LENGTHS, char_kinds, context_positions, 
 from exercise1.models import build_model  # noqa: E402
 from exercise1.ngram import KneserNey  # noqa: E402
 from exercise1.ngram import ladder as ngram_ladder  # noqa: E402
-from utils.arguments import positive_int  # noqa: E402
+from utils.arguments import add_prepared_data_args, positive_int  # noqa: E402
 from utils.checkpoint import load_checkpoint, load_state_dict_float32, write_json  # noqa: E402
 from utils.errors import UserError, cli  # noqa: E402
 from utils.helper_functions import decode  # noqa: E402
@@ -107,9 +107,7 @@ def surprisal_figure(result: dict, data, path: Path) -> None:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", help="run folders (with early.pt and <name>.pt, as train.py writes them)")
-    p.add_argument("--data_dir", default="data", help="folder holding prepared data sets")
-    p.add_argument("--dataset", default="text", help="the prepared data set the runs were trained on")
-    p.add_argument("--out", required=True, help="JSON file to write")
+    add_prepared_data_args(p)
     p.add_argument("--figure", default=None, help="PNG of a held-out passage coloured by per-character surprisal")
     p.add_argument("--sample_chars", type=positive_int, default=2000, help="characters sampled per snapshot")
     p.add_argument("--seed", type=int, default=1, help="sampling seed")

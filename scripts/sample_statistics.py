@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from exercise1.data import load_text_data  # noqa: E402
 from exercise1.learning import sample_statistics, words_of  # noqa: E402
+from utils.arguments import add_prepared_data_args  # noqa: E402
 from utils.checkpoint import write_json  # noqa: E402
 from utils.errors import UserError, cli  # noqa: E402
 from utils.helper_functions import decode  # noqa: E402
@@ -25,9 +26,7 @@ from utils.paths import repo_path  # noqa: E402
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", help="run folders with metrics.jsonl (e.g. checkpoints/lstm)")
-    p.add_argument("--data_dir", default="data", help="folder holding prepared data sets")
-    p.add_argument("--dataset", default="text", help="the prepared data set the runs were trained on")
-    p.add_argument("--out", required=True, help="JSON file to write")
+    add_prepared_data_args(p)
     args = p.parse_args()
     data = load_text_data(repo_path(args.data_dir) / args.dataset)
     known = set(words_of(decode(data.train, data.alphabet)))
