@@ -99,6 +99,10 @@ def run(ctx) -> dict:
     L.require()
     method = choose_method(ctx)
     faces, source = ctx.faces_to_show(args.num_faces)
+    if args.image:
+        ctx.say("note: the VAE and the landmark yaw expect a face framed like CelebA's aligned crops (eyes level, "
+                "face centred, filling about two thirds of the width); crop a photo of your own that way, or its "
+                "views and their measured yaw may be off")
     mu, mu_flip = ctx.encode_faces(faces), ctx.encode_faces(faces, flipped=True)
     views = turned_views(ctx, method, mu, mu_flip, stats)
     recon = ctx.decode(mu)
