@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 
 
-
 def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, greedy: bool = False,
                 generator: torch.Generator | None = None) -> torch.Tensor:
     """Next-character indices `[B]` from logits `[B, V]`."""

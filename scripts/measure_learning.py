@@ -126,8 +126,8 @@ def main():
               "held_out_text_statistics": reference, "runs": {}}
     for folder in progress([repo_path(r) for r in args.runs], desc="runs", unit="run"):
         name = folder.name
-        kept = next(iter(sorted(p for p in folder.glob("*.pt") if p.name not in ("early.pt", "last.pt"))), None)
-        if not (folder / "early.pt").is_file() or kept is None:
+        kept = folder / f"{name}.pt"  # train.py keeps the best model of run <name> as <name>/<name>.pt
+        if not (folder / "early.pt").is_file() or not kept.is_file():
             raise UserError(f"{folder} has no early.pt and kept model: train it with this version of train.py")
         result["runs"][name] = {which: measure(*load_snapshot(path), data, kinds, known, ladder, args.sample_chars,
                                                args.seed, ngram_k)

@@ -8,7 +8,6 @@ import torch
 
 from conftest import run_script
 from exercise2 import measures as M
-from exercise2 import pose as P
 from exercise2.attributes import find_attribute_file, match_attributes, parse_attribute_file
 from exercise2.classifier import AttributeNet, random_blur
 from utils.errors import UserError
