@@ -19,7 +19,7 @@ from exercise2 import pose as P
 from exercise2.model import kl_per_unit
 from utils.progress import progress
 
-ANALYSIS_VERSION = "4"  # change it when compute_analysis changes: stored statistics are then recomputed
+ANALYSIS_VERSION = "5"  # change it when compute_analysis changes: stored statistics are then recomputed
 YAW_INSTRUMENT = "landmark_yaw (exercise2/landmarks.py: dlib's 68 points, nose against the cheek contour)"
 ACTIVE_VARIANCE = 0.01  # a unit is active if its posterior mean varies across faces (Burda et al. 2016)
 INFORMATIVE_KL = 0.1    # nats: with 128 units many pass the variance test while carrying ~0.01 nats each
@@ -28,12 +28,16 @@ YAW_PROBE_FACES = 128   # training faces on which the yaw response of each unit 
 YAW_PROBE_MIN = 32      # ... fewer when many units share YAW_PROBE_BUDGET (face-units), never fewer than this
 YAW_PROBE_BUDGET = 6144
 YAW_HELD_OUT_FACES = 1000   # held-out photos whose landmark yaw gives the target percentiles
-YAW_MAX_STEPS = 4.0     # views stay within 4 std (along the direction) of the frontal code
+YAW_MAX_STEPS = 6.0     # views stay within 6 std (along the direction) of the frontal code
 REACH_PROBE_FACES = 64  # training faces on which the reach of each direction is calibrated
-REACH_GRID = 8          # reaches tried: cap / 8, 2 cap / 8, ..., cap
+REACH_GRID = 12         # reaches tried: cap / 12, 2 cap / 12, ..., cap
 REACH_COVER = 0.95      # the smallest reach at which this share of the probe faces' views span p10..p90
 INTERFACEGAN_FACES = 2000   # training photos whose landmark yaw the InterFaceGAN direction is fitted to ...
 INTERFACEGAN_DRAWS = 4      # ... on this many codes drawn from each photo's posterior (see fit_interfacegan)
+BEND_FACES = 256        # training faces on which interfacegan_calibrated's bend is fitted ...
+BEND_STEPS = 60         # ... by this many Adam steps of BEND_BATCH faces, each at 4 views of the path
+BEND_BATCH = 48
+BEND_MARGIN = 2.0       # ... keeping each confident identity prediction this far (in logits) on its side
 MIN_CLASS_FACES = 5     # an identity attribute's normal needs this many labelled faces with and without it
 YAW_MIN_T = 3.0         # a unit's yaw response counts where its t statistic over the probe faces is >= 3
 YAW_UNIT_MAX_IDENTITY_CHANGE = 0.25  # ... and it moves no identity attribute's mean probability this much
@@ -222,6 +226,67 @@ def fit_interfacegan(ctx, train, mu_tr, logvar_tr, labels, mu_val, yaw_val) -> d
     return fits
 
 
+def fit_identity_bend(ctx, fit: dict, train: torch.Tensor, reach: float) -> dict | None:
+    """interfacegan_calibrated: the conditional path bent so that the decoded views keep the identity.
+
+    Projecting the identity attributes' normals out of the yaw direction keeps their *linear* scores
+    in code space, but the decoder does not follow them far from the codes it was trained on: on
+    vae_beta_4 the views at either end of the path look darker-haired and less male to the attribute
+    classifier (an even function of the step, which no straight direction can cancel). The bend adds
+    s * odd + s^2 * even, both in the span of the identity normals (fit['identity_normals']), fitted by
+    Adam on BEND_FACES training faces: at the views s = +-reach, +-reach / 2 of their paths, each
+    confident identity prediction of the attribute classifier (probability >= 0.8 or <= 0.2 on the
+    face's reconstruction) is kept BEND_MARGIN logits on its side (squared hinge). Fitted with the
+    classifier on training faces, so its flip share on held-out faces is measured on faces it never
+    saw, by the instrument it was fitted with (dlib's descriptor is the independent check).
+    Returns {bend_odd, bend_even, bend_fit} or None without a classifier or identity attributes."""
+    clf, names = ctx.classifier(), ctx.identity_attributes()
+    if clf is None or not names or "identity_normals" not in fit:
+        return None
+    k = [clf.names.index(a) for a in names]
+    normals = fit["identity_normals"].to(ctx.device)
+    model, net = ctx.model.eval(), clf.net.eval()
+
+    def logits(z):
+        return net(torch.sigmoid(model.decode(z.to(ctx.device)).float()))[:, k]
+
+    with torch.no_grad():
+        mu = ctx.encode_faces(train[:BEND_FACES])
+        base = P.interfacegan_codes(mu, fit, torch.zeros(1))[:, 0].to(ctx.device)
+        ref = logits(mu)
+    sure = ((ref.sigmoid() >= 0.8) | (ref.sigmoid() <= 0.2)).float()
+    steps = torch.tensor([-1.0, -0.5, 0.5, 1.0], device=ctx.device) * reach
+    d = fit["direction"].to(ctx.device)
+    a = torch.zeros(len(normals), device=ctx.device, requires_grad=True)
+    b = torch.zeros(len(normals), device=ctx.device, requires_grad=True)
+    opt = torch.optim.Adam([a, b], lr=0.05)
+    g = torch.Generator().manual_seed(0)
+    frozen = [q for q in (*model.parameters(), *net.parameters()) if q.requires_grad]
+    for q in frozen:
+        q.requires_grad_(False)
+    losses = []
+    try:
+        with torch.enable_grad():   # the analyses run under no_grad; this fit needs gradients
+            for _ in progress(range(BEND_STEPS), desc="identity bend", unit="step"):
+                i = torch.randint(0, len(mu), (min(BEND_BATCH, len(mu)),), generator=g).to(ctx.device)
+                s = steps[None, :, None]
+                z = base[i][:, None] + s * (d + b @ normals) + s ** 2 / reach * (a @ normals)
+                out = logits(z.reshape(-1, z.shape[-1])).view(len(i), len(steps), -1)
+                loss = (torch.relu(BEND_MARGIN - torch.sign(ref[i])[:, None] * out) ** 2 * sure[i][:, None]).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(loss.detach().item())
+    finally:
+        for q in frozen:
+            q.requires_grad_(True)
+    a, b = a.detach(), b.detach()
+    return {"bend_odd": (b @ normals).cpu(), "bend_even": (a @ normals / reach).cpu(),
+            "bend_fit": {"faces": len(mu), "steps": BEND_STEPS, "reach_fitted_at": reach, "identity_attributes": names,
+                         "loss_first_5_steps": sum(losses[:5]) / len(losses[:5]),
+                         "loss_last_5_steps": sum(losses[-5:]) / len(losses[-5:])}}
+
+
 @torch.no_grad()
 def compute_analysis(ctx, train: torch.Tensor, val: torch.Tensor) -> dict:
     """Everything the analyses need from data (`ctx`: a FaceContext), small enough to keep beside the
@@ -250,15 +315,24 @@ def compute_analysis(ctx, train: torch.Tensor, val: torch.Tensor) -> dict:
     if cal["note"]:
         ctx.say(f"note: yaw_fit: {cal['note']}")
     fits = fit_interfacegan(ctx, train, mu_tr, logvar_tr, labels, mu_val, yaw_val)
-    for method, fit in fits.items():
-        if method not in P.INTERFACEGAN_METHODS:
-            continue
+    def calibrate(method: str, fit: dict) -> None:
         cap = YAW_MAX_STEPS * fit["coordinate_std"]
         fit["calibration"] = calibrate_reach(ctx, lambda r, f=fit: P.interfacegan_codes(cal_mu, f, torch.tensor([-r, r])),
                                              cap, p10, p90)
         fit["reach"], fit["reach_cap"] = fit["calibration"]["reach"], cap
         if fit["calibration"]["note"]:
             ctx.say(f"note: {method}: {fit['calibration']['note']}")
+
+    for method in [m for m in P.INTERFACEGAN_METHODS if m in fits]:
+        calibrate(method, fits[method])
+    if "interfacegan_conditional" in fits:
+        cond = fits["interfacegan_conditional"]
+        bent = fit_identity_bend(ctx, cond, train, cond["reach"])
+        if bent is None:
+            ctx.say("note: no attribute classifier or no identity attribute it reads reliably: no interfacegan_calibrated path")
+        else:
+            fits["interfacegan_calibrated"] = {**cond, **bent}
+            calibrate("interfacegan_calibrated", fits["interfacegan_calibrated"])
     coordinate = (mu_val - glob["centre"]) @ glob["axis"]
     out = {
         "mu_mean": mu_val.mean(0), "mu_std": mu_val.std(0) if len(mu_val) > 1 else torch.ones(mu_val.shape[1]),

@@ -25,6 +25,7 @@ CHECK_COLUMNS = 8
 _CM = 1 / 2.54
 _CHAR_CM = 0.55 * FONT_PT / 72 * 2.54   # width of an average character at FONT_PT (DejaVu Sans)
 _LINE_CM = 1.25 * FONT_PT / 72 * 2.54   # height of a line of text
+_DIGIT_CM = 0.64 * FONT_PT / 72 * 2.54  # width of a digit, sign or point
 
 
 def _pyplot():
@@ -76,12 +77,16 @@ def face_grid(rows: list[torch.Tensor], path: Path, *, points: list[torch.Tensor
     label_cm = max((len(line) for lab in labels for line in str(lab).split("\n")), default=0) * _CHAR_CM
     label_cm = label_cm + 0.2 if label_cm else 0.0
     cell_head = _LINE_CM if cell_titles else 0.0
+    # a cell title (e.g. "+0.26") must fit above its face: digits are wider than the average character
+    title_cm = max((len(t) for row in cell_titles or [] for t in row), default=0) * _DIGIT_CM + 0.05
     gap = 0.06
     width = width_cm
     for _ in range(3):   # the title wraps at the figure's width, which the rows' height may narrow
         title_lines = textwrap.wrap(title, max(20, int((width - 0.2) / _CHAR_CM))) if title else []
         head_cm = len(title_lines) * _LINE_CM + (0.15 if title_lines else 0) + (_LINE_CM if column_labels else 0)
-        tile = min((width_cm - label_cm) / n_cols - gap, (max_height_cm - head_cm - 0.1) / n_rows - cell_head - gap)
+        across = (width_cm - label_cm) / n_cols - gap
+        # rows as tall as the height allows, but never so small that the cell titles overlap (then taller)
+        tile = min(across, max((max_height_cm - head_cm - 0.1) / n_rows - cell_head - gap, title_cm))
         width = label_cm + n_cols * (tile + gap)
     lines_needed = max((len(str(lab).split("\n")) for lab in labels), default=1)
     if lines_needed * _LINE_CM > tile + cell_head:           # a label taller than its row: fewer columns fit
@@ -106,7 +111,7 @@ def face_grid(rows: list[torch.Tensor], path: Path, *, points: list[torch.Tensor
                       cell_titles[r][c] if cell_titles and c < len(cell_titles[r]) else None, dot=tile / 1.2)
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
-    return {"width_cm": width, "height_cm": height, "tile_cm": tile, "font_pt": FONT_PT}
+    return {"width_cm": width, "height_cm": height, "tile_cm": tile, "font_pt": FONT_PT, "cell_title_cm": title_cm}
 
 
 def yaw_check_figure(photos: torch.Tensor, points: torch.Tensor, yaw: torch.Tensor, path: Path,

@@ -101,12 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     a("--attr_file", default=None,
       help="CelebA attribute file (default: <dset_dir>/<dataset>/list_attr_celeba.txt or .../Anno/list_attr_celeba.txt)")
     a("--image", default=None, help="rotate / edit: a face photo of any size (default: held-out faces)")
-    a("--rotation_method", default="interfacegan",
-      choices=("interfacegan", "interfacegan_conditional", "yaw_fit", "mirror_path", "global_axis"),
-      help="rotate: interfacegan = along the normal of a linear model of landmark yaw in code space (InterFaceGAN; "
-           "default); interfacegan_conditional = that normal with the identity attributes' normals projected out; "
-           "yaw_fit = along the direction the units' measured landmark-yaw responses span; mirror_path = towards the "
-           "code of the mirrored face and past it; global_axis = first principal axis of face-minus-mirror codes")
+    a("--rotation_method", default="interfacegan_calibrated",
+      choices=("interfacegan_calibrated", "interfacegan_conditional", "interfacegan", "yaw_fit", "mirror_path", "global_axis"),
+      help="rotate: interfacegan = along the normal of a linear model of landmark yaw in code space (InterFaceGAN); "
+           "interfacegan_conditional = that normal with the identity attributes' normals projected out; "
+           "interfacegan_calibrated (default) = the conditional path bent along those normals so the attribute "
+           "classifier keeps training faces' identity (falls back to the conditional, then the plain one, without "
+           "labels or classifier); yaw_fit = along the direction the units' measured landmark-yaw responses span; "
+           "mirror_path = towards the code of the mirrored face and past it; global_axis = first principal axis of "
+           "face-minus-mirror codes")
     a("--attribute", default=None, help="edit: the attribute to add or remove, e.g. Smiling, Eyeglasses, Blond_Hair")
     a("--num_samples", type=positive_int, default=64, help="random_generation: images to decode (default: 64)")
     a("--max_units", type=positive_int, default=10, help="latent_analysis: units shown in the traversal grids (default: 10)")

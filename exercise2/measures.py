@@ -307,6 +307,23 @@ def identity_flips(probs_views: torch.Tensor, reference: torch.Tensor, confident
     return out
 
 
+def flip_share_difference(probs_a: torch.Tensor, probs_b: torch.Tensor, reference: torch.Tensor,
+                          confident: float = 0.8, resamples: int = 1000, seed: int = 0) -> dict:
+    """Flip share along path a minus along path b on the same faces (`identity_flips`' inputs, `[F, V, A]`
+    each), with a 95 % interval from a paired bootstrap over faces: {difference, ci95, resamples}."""
+    sure = (reference >= confident) | (reference <= 1 - confident)
+    side = reference >= 0.5
+    fa = (((probs_a >= 0.5) != side[:, None]).any(1) & sure).sum(1).double()     # flips per face
+    fb = (((probs_b >= 0.5) != side[:, None]).any(1) & sure).sum(1).double()
+    n = sure.sum(1).double()
+    if float(n.sum()) == 0:
+        return {"difference": float("nan"), "ci95": [float("nan"), float("nan")], "resamples": 0}
+    idx = torch.randint(0, len(n), (resamples, len(n)), generator=torch.Generator().manual_seed(seed))
+    boot = (fa[idx].sum(1) - fb[idx].sum(1)) / n[idx].sum(1).clamp_min(1)
+    lo, hi = torch.quantile(boot, torch.tensor([0.025, 0.975], dtype=boot.dtype)).tolist()
+    return {"difference": float((fa.sum() - fb.sum()) / n.sum()), "ci95": [lo, hi], "resamples": resamples}
+
+
 def descriptor_separation(photo: torch.Tensor, recon: torch.Tensor) -> dict:
     """Whether a face descriptor (e.g. dlib's, `[N, D]` of N photos and of their reconstructions, row i
     of each the same face) tells a face's own reconstruction from other faces' reconstructions: the

@@ -1,6 +1,6 @@
 """The codes of turned faces: the rotation methods that move a code so that the decoded face turns
-(`yaw_fit`, `mirror_path`, `global_axis`, `interfacegan`, `interfacegan_conditional`), the linear
-fits they rest on, and the old symmetry yaw measure.
+(`yaw_fit`, `mirror_path`, `global_axis`, `interfacegan`, `interfacegan_conditional`,
+`interfacegan_calibrated`), the linear fits they rest on, and the old symmetry yaw measure.
 
 Yaw itself is measured with dlib's landmarks (`exercise2/landmarks.py`, `landmarks.yaw`), validated in
 report/results/instruments/. `yaw_measure` below (the offset of the face's mirror-symmetry axis) is
@@ -70,8 +70,9 @@ def yaw_measure(images: torch.Tensor, max_offset: float = 0.12, band=(0.56, 0.9)
 
 
 # ---------------------------------------------------------------------------------------- turning faces
-ROTATION_METHODS = ("yaw_fit", "mirror_path", "global_axis", "interfacegan", "interfacegan_conditional")
-INTERFACEGAN_METHODS = ("interfacegan", "interfacegan_conditional")
+ROTATION_METHODS = ("yaw_fit", "mirror_path", "global_axis", "interfacegan", "interfacegan_conditional",
+                    "interfacegan_calibrated")
+INTERFACEGAN_METHODS = ("interfacegan", "interfacegan_conditional", "interfacegan_calibrated")
 MIN_COSINE = 0.25   # interfacegan_conditional: the frontal shift divides by cos(direction, yaw normal), at least this
 
 
@@ -180,15 +181,31 @@ def conditional_direction(normal: torch.Tensor, conditions: torch.Tensor) -> dic
     return {"direction": direction.float(), "cosine_with_plain": float(direction @ n / n.norm())}
 
 
-def interfacegan_codes(mu: torch.Tensor, fit: dict, steps: torch.Tensor) -> torch.Tensor:
-    """`[F, V, Z]`: each code moved along fit['direction'] to the point where the fitted yaw is 0 (its
-    frontal code, InterFaceGAN's projection onto the boundary), then by each of `steps` (code units
-    along the direction). fit: {direction, yaw_normal, centre}; for the plain direction the two
-    normals are one, for the conditional one the move to the boundary is divided by their cosine."""
+def frontal_shift(mu: torch.Tensor, fit: dict) -> torch.Tensor:
+    """`[F]`: how far along fit['direction'] each code lies from its frontal code (where the fitted yaw is
+    0, InterFaceGAN's projection onto the boundary); for the conditional directions the move is divided
+    by their cosine with the yaw normal."""
     d, m = fit["direction"], fit["yaw_normal"]
-    cos = max(float(d @ m), MIN_COSINE)
-    shift = -((mu - fit["centre"]) @ m) / cos                           # [F] along d, to fitted yaw 0
-    return mu[:, None] + (shift[:, None] + steps[None])[..., None] * d[None, None]
+    return -((mu - fit["centre"]) @ m) / max(float(d @ m), MIN_COSINE)
+
+
+def bend(fit: dict, steps: torch.Tensor) -> torch.Tensor:
+    """The bend of an interfacegan path at `steps` (`[..., Z]`; zero where the fit has none): s odd + s^2 even
+    (`interfacegan_calibrated`: vectors in the span of the identity attributes' normals that keep the
+    classifier's identity predictions of the views, see analysis.fit_identity_bend)."""
+    odd, even = fit.get("bend_odd"), fit.get("bend_even")
+    if odd is None or even is None:
+        return torch.zeros(*steps.shape, fit["direction"].shape[0])
+    return steps[..., None] * odd + steps[..., None] ** 2 * even
+
+
+def interfacegan_codes(mu: torch.Tensor, fit: dict, steps: torch.Tensor) -> torch.Tensor:
+    """`[F, V, Z]`: each code moved along fit['direction'] to its frontal code (`frontal_shift`), then by
+    each of `steps` (code units along the direction), plus the path's bend if it has one. fit: {direction,
+    yaw_normal, centre[, bend_odd, bend_even]}."""
+    d = fit["direction"]
+    shift = frontal_shift(mu, fit)
+    return mu[:, None] + (shift[:, None] + steps[None])[..., None] * d[None, None] + bend(fit, steps)[None]
 
 
 def rotation_codes(method: str, mu: torch.Tensor, mu_flip: torch.Tensor, stats: dict, views: int = 9) -> torch.Tensor:
@@ -199,7 +216,7 @@ def rotation_codes(method: str, mu: torch.Tensor, mu_flip: torch.Tensor, stats: 
                  yaw direction by +-stats['yaw_reach'] steps
     mirror_path  z + t (z_mirror - z) for t in [-1, 2]: the face (t = 0), its mirror image (t = 1), and past both
     global_axis  set the coordinate on the first principal mirror axis to values over +-stats['axis_reach']
-    interfacegan, interfacegan_conditional
+    interfacegan, interfacegan_conditional, interfacegan_calibrated
                  from the face's frontal code (moved along the direction to where the fitted yaw is 0) by
                  +-stats[method]['reach'] along the direction (`interfacegan_codes`)
     """
@@ -233,8 +250,8 @@ def mirrored_codes(method: str, mu: torch.Tensor, mu_flip: torch.Tensor, stats: 
     if method == "global_axis":
         g = stats["global_axis"]
         return mu - 2 * ((mu - g["centre"]) @ g["axis"])[:, None] * g["axis"][None]
-    if method in INTERFACEGAN_METHODS:   # the fitted yaw negated: twice the move to the frontal code
+    if method in INTERFACEGAN_METHODS:   # the fitted yaw negated: as far past the frontal code as the face is before it
         fit = stats[method]
-        d, m = fit["direction"], fit["yaw_normal"]
-        return mu - 2 * (((mu - fit["centre"]) @ m) / max(float(d @ m), MIN_COSINE))[:, None] * d[None]
+        shift = frontal_shift(mu, fit)
+        return mu + 2 * shift[:, None] * fit["direction"][None] + bend(fit, shift)
     return None

@@ -145,13 +145,25 @@ def test_read_only_tasks_write_only_under_their_output_folder(face_dir, tmp_path
     assert rotate["yaw_instrument"].startswith("landmark_yaw")
     methods = rotate["comparison"]["methods"]
     assert set(methods) == {"yaw_fit", "mirror_path", "global_axis", "interfacegan", "interfacegan_conditional",
-                            "random_control"}
+                            "interfacegan_calibrated", "random_control"}
     assert_landmark_coverage_and_flips(rotate["comparison"])
-    assert rotate["method"] == "interfacegan" and 0 < rotate["reach"] and rotate["fit"]["faces"] == 22
+    assert rotate["method"] == "interfacegan_calibrated" and 0 < rotate["reach"] and rotate["fit"]["faces"] == 22
+    # each method's goal compares its flips with a random direction as long as its own views
+    for name, m in methods.items():
+        if name != "random_control":
+            assert m["random_of_equal_length"]["path_length_median"] == m["path_length_median"]
+            assert rotate["comparison"]["goal"]["methods"][name]["random_flip_share_of_equal_length"] == \
+                m["random_of_equal_length"]["flip_share"]
     stats = torch.load(tmp_path / "ck" / "m" / "analysis.pt", weights_only=True)
     cond = stats["interfacegan_conditional"]
     assert cond["identity_attributes"] == ["Male", "Eyeglasses"]   # the labelled identity attributes
     assert (cond["identity_normals"] @ cond["direction"]).abs().max() < 1e-4   # orthogonal to the identity normal
+    bent = stats["interfacegan_calibrated"]
+    assert torch.equal(bent["direction"], cond["direction"]) and bent["bend_fit"]["faces"] == 22
+    for key in ("bend_odd", "bend_even"):   # the bend lies in the span of the identity normals
+        q, _ = torch.linalg.qr(cond["identity_normals"].double().T)
+        v = bent[key].double()
+        assert torch.allclose(q @ (q.T @ v), v, atol=1e-5)
     edit = strict_json(out / "edit" / "summary.json")["attributes"]["Smiling"]
     probs = edit["measured"]["target_probability_by_step"]
     assert len(probs) == 7 and all(0 <= p <= 1 for p in probs) and edit["direction_norm"] > 0
@@ -181,7 +193,7 @@ def test_rotate_on_faces_without_labels_compares_every_method_but_the_conditiona
     out = cli(capsys, *common)
     assert "note: no attribute labels: only the plain interfacegan direction is fitted" in out
     out = cli(capsys, *common, "--task", "rotate", "--num_faces", 1, "--rotation_method", "interfacegan_conditional")
-    assert "turning along the plain interfacegan direction instead" in out
+    assert "no interfacegan_conditional path (it needs the identity attributes' labels): turning by interfacegan" in out
     assert "no interfacegan_conditional in the comparison" in out
     rotate = strict_json(tmp_path / "out" / "m" / "rotate" / "summary.json")
     assert rotate["method"] == "interfacegan" and 0 < rotate["reach"]
@@ -322,7 +334,7 @@ def test_a_yaw_direction_that_does_not_turn_the_faces_is_noted(face_dir, tmp_pat
     assert summary["yaw_reach_note"] == stats["yaw_reach_note"] and summary["method"] == "yaw_fit"
     out = capsys.readouterr().out
     assert "note: the direction does not turn the decoded probe faces" in out
-    assert "no interfacegan direction (the training faces' codes do not predict their landmark yaw" in out
+    assert "no interfacegan_calibrated direction (the training faces' codes do not predict their landmark yaw" in out
 
 
 def test_labelled_grid_draws_every_row():

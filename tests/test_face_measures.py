@@ -316,3 +316,17 @@ def test_classifier_script_trains_and_reports(tmp_path):
     proc = run_script("exercise2/classifier.py", "--dset_dir", tmp_path, "--dataset", "Nothing", "--cache_dir", "",
                       "--ckpt_dir", tmp_path / "ck", check=False)
     assert proc.returncode == 2 and "not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_flip_share_difference_is_paired_over_faces():
+    """Flip share of path a minus path b on the same faces, with a paired bootstrap interval."""
+    ref = torch.tensor([[0.9, 0.1], [0.95, 0.5], [0.1, 0.9], [0.9, 0.9]])      # 7 confident predictions
+    same = ref[:, None].expand(4, 3, 2).clone()
+    a = same.clone()
+    a[0, 1, 0] = 0.2            # face 0 flips its first attribute in one view
+    a[2, 2, 1] = 0.3            # face 2 flips its second
+    a[1, 0, 1] = 0.0            # not confident on face 1: does not count
+    d = M.flip_share_difference(a, same, ref, resamples=200)
+    assert d["difference"] == pytest.approx(2 / 7)
+    assert d["ci95"][0] <= 2 / 7 <= d["ci95"][1] and d["ci95"][0] >= 0
+    assert M.flip_share_difference(same, same, ref)["ci95"] == [0.0, 0.0]

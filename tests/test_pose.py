@@ -57,9 +57,12 @@ def test_yaw_direction_and_rotation_codes_of_each_method():
     e1 = torch.eye(z)[1]
     ifg = {"direction": e1, "yaw_normal": e1, "centre": torch.zeros(z), "reach": 2.0}
     stats = {"yaw_fit": P.yaw_direction(torch.tensor([0.0, 0.02, 0, 0, 0, 0]), scale), "yaw_reach": 2.0,
-             "global_axis": glob, "axis_reach": 3.0, "interfacegan": ifg, "interfacegan_conditional": ifg}
+             "global_axis": glob, "axis_reach": 3.0, "interfacegan": ifg, "interfacegan_conditional": ifg,
+             "interfacegan_calibrated": {**ifg, "bend_odd": 0.1 * torch.eye(z)[2], "bend_even": 0.05 * torch.eye(z)[3]}}
     others = [0, 2, 3, 4, 5]
     for method in P.ROTATION_METHODS:
+        if method == "interfacegan_calibrated":
+            continue
         codes = P.rotation_codes(method, mu[:4], mu_flip[:4], stats, views=5)
         assert codes.shape == (4, 5, z)
         assert torch.allclose(codes[..., others], mu[:4, None, others].expand(4, 5, len(others)), atol=1e-4), method
@@ -72,6 +75,18 @@ def test_yaw_direction_and_rotation_codes_of_each_method():
     assert torch.allclose(P.mirrored_codes("global_axis", mu[:4], mu_flip[:4], stats), mu_flip[:4], atol=1e-4)
     assert P.mirrored_codes("mirror_path", mu[:4], mu_flip[:4], stats) is None
     assert torch.allclose(P.mirrored_codes("interfacegan", mu[:4], mu_flip[:4], stats), mu_flip[:4], atol=1e-5)
+    # the calibrated path: the interfacegan views plus s * bend_odd + s^2 * bend_even (s: the step from the frontal code)
+    bent = P.rotation_codes("interfacegan_calibrated", mu[:4], mu_flip[:4], stats, views=5)
+    plain = P.rotation_codes("interfacegan", mu[:4], mu_flip[:4], stats, views=5)
+    s_ = torch.linspace(-2, 2, 5)
+    assert torch.allclose(bent[..., 2] - plain[..., 2], 0.1 * s_.expand(4, 5), atol=1e-5)
+    assert torch.allclose(bent[..., 3] - plain[..., 3], 0.05 * s_.pow(2).expand(4, 5), atol=1e-5)
+    assert torch.allclose(bent[..., [0, 1, 4, 5]], plain[..., [0, 1, 4, 5]])
+    # its mirrored code: the view at the face's own step, reflected (unit 1 negated), plus the bend there
+    m = P.mirrored_codes("interfacegan_calibrated", mu[:4], mu_flip[:4], stats)
+    assert torch.allclose(m[:, 1], mu_flip[:4, 1], atol=1e-5)
+    assert torch.allclose(m[:, 2], mu[:4, 2] - 0.1 * mu[:4, 1], atol=1e-5)
+    assert torch.allclose(m[:, 3], mu[:4, 3] + 0.05 * mu[:4, 1] ** 2, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------- InterFaceGAN

@@ -25,14 +25,17 @@ DESCRIPTOR_FACES = 40         # faces whose views' descriptors are measured per 
 MIN_DESCRIPTOR_FACES = 20     # fewer held-out faces: no descriptor measure
 MIN_DESCRIPTOR_AUC = 0.65     # the descriptor must tell a face's reconstruction from others' at least this well
 GOAL_COVER = 0.9              # goal: the views of this share of faces (and of the near-frontal half) span p10..p90
-FIGURE_FACES = 2              # faces per method in rotation_methods.png
-RANDOM_LENGTH_OF = ("interfacegan", "yaw_fit")   # the random control goes as far as the first of these
+FIGURE_FACES = 1              # faces per method in rotation_methods.png (one row each: legible titles)
+RANDOM_LENGTH_OF = ("interfacegan_calibrated", "interfacegan", "yaw_fit")   # the random control in the table goes
+# as far as the first of these; each method's goal compares it with a random direction as long as its own views
 ROTATION_METHOD_HELP = {
     "yaw_fit": "from the frontal code along the direction the units' measured yaw responses span",
     "mirror_path": "towards the code of the mirror image and past it",
     "global_axis": "first principal axis of face-minus-mirror codes",
     "interfacegan": "along the normal of a linear model of landmark yaw in code space (InterFaceGAN)",
     "interfacegan_conditional": "the InterFaceGAN yaw normal with the identity attributes' normals projected out",
+    "interfacegan_calibrated": "the conditional path bent along the identity normals (fitted on training faces) so "
+                               "the attribute classifier keeps their identity",
     "random_control": "a random direction of informative units, as far as the reference method goes"}
 
 
@@ -49,10 +52,12 @@ def choose_method(ctx) -> str:
                 "yaw; run once with the face data to recompute them with landmark yaw")
     if method in available_methods(stats):
         return method
-    if method == "interfacegan_conditional" and "interfacegan" in stats:
-        ctx.say("note: no interfacegan_conditional direction (it needs the identity attributes' labels): turning "
-                "along the plain interfacegan direction instead")
-        return "interfacegan"
+    for better, why in (("interfacegan_conditional", "it needs the identity attributes' labels and the attribute "
+                                                     "classifier"),
+                        ("interfacegan", "it needs the identity attributes' labels")):
+        if method in P.INTERFACEGAN_METHODS[P.INTERFACEGAN_METHODS.index(better) + 1:] and better in stats:
+            ctx.say(f"note: no {method} path ({why}): turning by {better} instead")
+            return better
     fallback = "yaw_fit" if "yaw_fit" in stats else "global_axis"
     why = stats.get("interfacegan_note") if method in P.INTERFACEGAN_METHODS else None
     ctx.say(f"note: these statistics have no {method} direction ({why or 'run once with the face data to compute it'}); "
@@ -60,16 +65,19 @@ def choose_method(ctx) -> str:
     return fallback
 
 
-def random_control(stats: dict) -> tuple[dict, str]:
+def random_control(stats: dict, reach: float | None = None) -> tuple[dict, str]:
     """The yardstick: the interfacegan construction (from the code's coordinate along the direction set to
     the mean code's, +- reach) along a random direction of the informative units (seeded), as long in
-    code space as the views of the first of RANDOM_LENGTH_OF. Returns (its fit, that method's name)."""
+    code space as the views of the first of RANDOM_LENGTH_OF, or +- `reach`. Returns (its fit, that
+    method's name)."""
     informative = informative_units(stats["kl_per_unit"], stats["mu_std"])
     g = torch.randn(len(informative), generator=torch.Generator().manual_seed(0)) * informative
     g = g if g.norm() > 0 else torch.randn(len(informative), generator=torch.Generator().manual_seed(0))
     r = g / g.norm()
     ref = next(m for m in RANDOM_LENGTH_OF if m in stats)
-    reach = stats[ref]["reach"] if ref in P.INTERFACEGAN_METHODS else stats["yaw_reach"] * float(stats["yaw_fit"]["move"].norm())
+    if reach is None:
+        reach = 0.5 * float(method_codes(ref, stats["example_codes"], stats["example_codes"], stats)[:, [0, -1]]
+                            .diff(dim=1).norm(dim=-1).median())
     return {"direction": r, "yaw_normal": r, "centre": stats["mu_mean"], "reach": reach}, ref
 
 
@@ -144,6 +152,8 @@ def run(ctx) -> dict:
     elif method in P.INTERFACEGAN_METHODS:
         fit = stats[method]
         summary.update(reach=fit["reach"], reach_note=fit["calibration"]["note"], fit=fit["fit"])
+        if "bend_fit" in fit:
+            summary["bend_fit"] = fit["bend_fit"]
     if ctx.faces(required=False) is not None:
         summary["comparison"] = compare_methods(ctx, out)
         files += ["rotation_methods.png", "yaw_check.png"]
@@ -175,21 +185,23 @@ def descriptor_setup(ctx, faces: torch.Tensor, own: torch.Tensor) -> dict:
 
 def goal(methods: dict) -> dict:
     """Whether each method meets the goal: the views of >= GOAL_COVER of the faces, and of the near-frontal
-    half, span p10..p90 of held-out landmark yaw, and identity flips no more often than along the random
-    direction (None where flips could not be measured)."""
-    random_flips = methods["random_control"]["identity"]["flip_share"]
+    half, span p10..p90 of held-out landmark yaw, and identity flips no more often than along a random
+    direction as long as its views (None where flips could not be measured)."""
     per = {}
     for name, m in methods.items():
         if name == "random_control":
             continue
         flips = m["identity"]["flip_share"]
+        random_flips = m.get("random_of_equal_length", {}).get("flip_share", float("nan"))
         keeps = None if math.isnan(flips) or math.isnan(random_flips) else bool(flips <= random_flips)
         covers = m["yaw_span_landmark"]["covers_target_share"] >= GOAL_COVER
         near = m["yaw_span_landmark_near_frontal"]["covers_target_share"] >= GOAL_COVER
         per[name] = {"covers": covers, "near_frontal_covers": near, "flips_no_more_than_random": keeps,
+                     "flip_share": flips, "random_flip_share_of_equal_length": random_flips,
                      "met": bool(covers and near and keeps)}
     return {"rule": f"views of >= {GOAL_COVER:.0%} of the faces and of the near-frontal half span p10..p90 of held-out "
-                    "landmark yaw, and identity flips no more often than along the random direction",
+                    "landmark yaw, and identity flips no more often than along a random direction as long as the "
+                    "method's views",
             "methods": per, "met_by": [name for name, g in per.items() if g["met"]]}
 
 
@@ -230,6 +242,14 @@ def compare_methods(ctx, out) -> dict:
             m["identity"] = M.identity_flips(probs, ref, names=identity)
             m["identity_near_frontal"] = M.identity_flips(probs[frontal], ref[frontal])
             m["identity_attributes"] = identity
+            if method != "random_control":   # the goal's yardstick: a random direction as long as these views
+                fit, _ = random_control(stats, reach=m["path_length_median"] / 2)
+                random_views = ctx.decode_views(P.interfacegan_codes(mu, fit, torch.linspace(-fit["reach"], fit["reach"],
+                                                                                             ROTATION_VIEWS)))
+                random_probs = clf.predict(random_views.flatten(0, 1))[:, k].view(len(faces), -1, len(k))
+                m["random_of_equal_length"] = {"path_length_median": m["path_length_median"],
+                                               **M.identity_flips(random_probs, ref),
+                                               "flip_share_difference": M.flip_share_difference(probs, random_probs, ref)}
         else:
             m["identity"] = {"flip_share": float("nan"), "note": "no attribute classifier or no identity attribute it reads"}
         if desc["used"]:
