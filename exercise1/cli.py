@@ -64,7 +64,7 @@ def build_train_parser(arch: str) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
                    help="override config entries, e.g. model.d_lstm=256 (values are JSON); they win over the size "
-                        "rule, and small_text.below_chars=0 turns the rule off")
+                        "rule, and small_text.chars=0 turns the rule off")
     return p
 
 

@@ -18,6 +18,9 @@ TRAINING_DEFAULTS = {
     # min_eval_steps steps (a chapter has a few steps per epoch), and stop after `patience`
     # evaluations without a better held-out loss (0: never stop early)
     "min_eval_steps": 50, "patience": 3,
+    # after `patience` evaluations without a better held-out loss: back to the best weights, anneal the
+    # learning rate to its floor over this share of the steps done so far, then stop
+    "anneal_share": 0.25,
 }
 
 # training.KEY -> (kind, lower bound, whether the bound itself is allowed, what the value means)
@@ -33,6 +36,7 @@ _CHECKS = {
     "grad_clip": ("float", 0, False, "gradient norm clip"),
     "weight_decay": ("float", 0, True, "AdamW weight decay"),
     "min_lr_ratio": ("float", 0, True, "final learning rate as a share of the peak"),
+    "anneal_share": ("float", 0, True, "length of the final anneal, as a share of the steps done before it"),
 }
 
 
@@ -112,26 +116,60 @@ def apply_overrides(config: dict, args) -> tuple[dict, frozenset]:
     return config, frozenset(fixed)
 
 
+ROUND_TO = {"d_model": 16, "linear_layer_size": 16, "channels": 16}  # widths interpolated to multiples of these
+
+
+def _blend(key: str, small, large, t: float):
+    """`small` at t = 0, `large` at t = 1: numbers geometrically (widths, batch sizes, passes), or linearly
+    where both are floats below 1 (dropout, rates) or one is 0; lists element by element; integers stay
+    integers (widths a multiple of ROUND_TO[key]); anything else switches at t = 1/2."""
+    if isinstance(small, list) and isinstance(large, list) and len(small) == len(large):
+        return [_blend(key, a, b, t) for a, b in zip(small, large)]
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (small, large))
+    if not numbers:
+        return small if t < 0.5 else large
+    if small > 0 and large > 0 and not (small < 1 and large < 1 and isinstance(small, float)):
+        value = math.exp(math.log(small) + t * (math.log(large) - math.log(small)))
+    else:
+        value = small + t * (large - small)
+    if isinstance(small, int) and isinstance(large, int):
+        step = ROUND_TO.get(key, 1)
+        return max(step, int(round(value / step)) * step)
+    return round(value, 4)
+
+
 def fit_to_text(config: dict, n_train_chars: int, fixed=frozenset()) -> tuple[dict, str]:
-    """The size rule: a text of fewer than `small_text.below_chars` training characters trains with the
-    config's `small_text` settings (e.g. a smaller batch, more dropout) in place of the ones tuned on a
-    novel; keys in `fixed` ("section.key", set by a flag or --set) are left as the user gave them.
-    Returns the config to train with and the line that says what the rule did."""
+    """The size rule: a text of at most `small_text.chars` training characters trains with the config's
+    `small_text` settings (a smaller batch and width, more dropout), a text of at least
+    `small_text.full_chars` with the config's own (tuned on a novel), and a text in between with each
+    setting interpolated on the logarithm of its size (`_blend`), so the recipe follows the size
+    smoothly. Keys in `fixed` ("section.key", set by a flag or --set) are left as the user gave them;
+    `small_text.chars = 0` turns the rule off. Returns the config to train with and the line that
+    says what the rule did."""
     rule = config.get("small_text") or {}
-    limit = rule.get("below_chars")
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
-        raise UserError(f"small_text.below_chars must be a whole number of characters >= 0 (0 = size rule off), "
-                        f"got {limit!r}")
-    if not limit:
-        return config, "size rule: off (the config sets no small_text.below_chars)"
-    if n_train_chars >= limit:
-        return config, (f"size rule: {n_train_chars:,} training characters >= small_text.below_chars={limit:,}: "
+    if "below_chars" in rule:
+        raise UserError("small_text.below_chars (a single threshold) was replaced by small_text.chars and "
+                        "small_text.full_chars (settings interpolated between them): update the config's small_text")
+    low, high = rule.get("chars"), rule.get("full_chars")
+    for key, value in (("chars", low), ("full_chars", high)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise UserError(f"small_text.{key} must be a whole number of characters >= 0 (small_text.chars=0: size "
+                            f"rule off), got {value!r}")
+    if not low:
+        return config, "size rule: off (the config sets no small_text.chars)"
+    high = high or low
+    if high < low:
+        raise UserError(f"small_text.full_chars ({high:,}) must be at least small_text.chars ({low:,})")
+    if n_train_chars >= high:
+        return config, (f"size rule: {n_train_chars:,} training characters >= small_text.full_chars={high:,}: "
                         "the config's settings")
+    t = 0.0 if n_train_chars <= low else math.log(n_train_chars / low) / math.log(high / low)
     config = copy.deepcopy(config)
     changed, kept = [], []
     for section in ("model", "training"):
         target = config.setdefault(section, {})
-        for key, value in rule.get(section, {}).items():
+        for key, small in rule.get(section, {}).items():
+            value = _blend(key, small, target.get(key, small), t)
             if target.get(key) == value:
                 continue
             if f"{section}.{key}" in fixed:
@@ -139,8 +177,10 @@ def fit_to_text(config: dict, n_train_chars: int, fixed=frozenset()) -> tuple[di
             else:
                 changed.append(f"{key} {target.get(key)} -> {value}")
                 target[key] = value
-    line = (f"size rule: {n_train_chars:,} training characters < small_text.below_chars={limit:,}: small-text settings "
-            + (", ".join(changed) if changed else "(already in effect)"))
+    where = (f"<= small_text.chars={low:,}: the small-text settings" if t == 0 else
+             f"between small_text.chars={low:,} and full_chars={high:,} ({t:.0%} of the way on a log scale): "
+             "settings interpolated")
+    line = f"size rule: {n_train_chars:,} training characters {where}: " + (", ".join(changed) or "(no change)")
     return config, line + (f"; kept as given: {', '.join(kept)}" if kept else "")
 
 

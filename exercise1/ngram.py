@@ -207,6 +207,31 @@ def ladder(data, max_order: int = MAX_ORDER) -> dict:
             "seconds": time.perf_counter() - t0}
 
 
+MIX_WEIGHTS = np.linspace(0.0, 1.0, 21)   # weights of the neural model tried by `cross_fitted_mixture`
+
+
+def mixture_bits(nn_nats: np.ndarray, ngram_log_probs: np.ndarray, weight: float) -> np.ndarray:
+    """Bits of each character under weight * P_nn + (1 - weight) * P_ngram, from the neural model's loss
+    (nats, of the true character) and the n-gram's log probability of it, on the same characters."""
+    p = weight * np.exp(-np.asarray(nn_nats, dtype=np.float64)) + (1 - weight) * np.exp(ngram_log_probs)
+    return -np.log(p) / LN2
+
+
+def cross_fitted_mixture(nn_nats: np.ndarray, ngram_log_probs: np.ndarray) -> dict:
+    """A mixture with the n-gram model scored without tuning on the characters it is scored on: the
+    held-out stream is cut in two halves, each half is scored with the weight (of MIX_WEIGHTS) that is
+    best on the other half. Returns {bpc, weights (the two chosen), bpc_at_half (weight 0.5)}."""
+    n = len(nn_nats)
+    halves = (slice(0, n // 2), slice(n // 2, n))
+    bits, weights = [], []
+    for score, fit in (halves, halves[::-1]):
+        best = min(MIX_WEIGHTS, key=lambda w: mixture_bits(nn_nats[fit], ngram_log_probs[fit], w).mean())
+        weights.append(round(float(best), 3))
+        bits.append(mixture_bits(nn_nats[score], ngram_log_probs[score], best))
+    return {"bpc": float(np.concatenate(bits).mean()), "weights": weights,
+            "bpc_at_half": float(mixture_bits(nn_nats, ngram_log_probs, 0.5).mean())}
+
+
 @cli
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

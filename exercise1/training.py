@@ -3,8 +3,11 @@
 Batched training on random fixed-length windows of the training lines, AdamW with warm-up and a
 cosine schedule, gradient clipping. Every epoch, but at most every `min_eval_steps` steps, the
 held-out loss (nats and bits per character) and a closed-loop sample from a fixed prompt are
-recorded (console, `train_log.txt`, `metrics.jsonl`); the run stops by itself after `patience`
-evaluations without a better held-out loss. The best held-out model is `<run>/<name>.pt`, the
+recorded (console, `train_log.txt`, `metrics.jsonl`). After `patience` evaluations without a better
+held-out loss the run goes back to its best weights and anneals: the learning rate falls from where
+it is to the schedule's floor over `anneal_share` of the steps done so far (at least one evaluation
+interval), then the run stops by itself; a run that reaches its budget has annealed by the cosine
+schedule itself. The best held-out model is `<run>/<name>.pt`, the
 state to resume `last.pt`, both written atomically. The configuration (defaults, flags, size rule)
 is `exercise1/config.py`'s; the command line is `exercise1/cli.py`'s.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from pathlib import Path
 
@@ -40,7 +44,13 @@ from utils.runs import clear_run_dir, start_run_dir
 def new_state() -> dict:
     """What a run has done so far; kept in last.pt (plain types, loadable with weights_only)."""
     return {"step": 0, "epoch": 0, "elapsed": 0.0, "best_bpc": float("inf"), "history": [], "since_best": 0,
-            "stopped": None}
+            "stopped": None, "anneal": None}
+
+
+def anneal_lr(anneal: dict, step: int, floor: float) -> float:
+    """The learning rate in the final anneal ({start, steps, lr}): a half cosine from `lr` to `floor`."""
+    done = min(max(step - anneal["start"], 0) / max(anneal["steps"], 1), 1.0)
+    return floor + 0.5 * (anneal["lr"] - floor) * (1 + math.cos(math.pi * done))
 
 
 class RunRecord:
@@ -98,7 +108,8 @@ class RunRecord:
         must not train a finished run further (the sweep)."""
         if self.write:
             write_json({"stopped": state["stopped"], "step": state["step"], "epoch": state["epoch"],
-                        "minutes": state["elapsed"] / 60, "best_val_bpc": state["best_bpc"]},
+                        "minutes": state["elapsed"] / 60, "best_val_bpc": state["best_bpc"],
+                        "annealed_from_step": (state.get("anneal") or {}).get("start")},
                        self.folder / "run.json")
 
 
@@ -163,9 +174,10 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
     if resume:
         state = resume_state(record, arch, config, alphabet, model, opt, gen)
         log(f"resumed {name} at epoch {state['epoch']:.2f}, step {state['step']}, {state['elapsed'] / 60:.1f} min trained")
-        if state["stopped"] == "patience" and patience and state["since_best"] >= patience:
-            log(f"{name} already stopped by itself (no better held-out loss in {patience} evaluations): nothing to "
-                "train. Raise --patience to go on, or start again with --overwrite")
+        if state["stopped"] == "patience":
+            log(f"{name} already stopped by itself (no better held-out loss in {patience} evaluations"
+                + (", then annealed" if state["anneal"] else "") + "): nothing to train. Start again with --overwrite "
+                "or another --name")
             cleanup(dist_info)
             return {**(state["history"][-1] if state["history"] else {}), "best_val_bpc": state["best_bpc"],
                     "checkpoint": str(record.best_path), "stopped": "patience"}
@@ -222,9 +234,14 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
         state["since_best"] = 0 if better else state["since_best"] + 1
         if better:
             state["best_bpc"] = metrics["bpc"]
+            best_weights.clear()
+            best_weights.update({k: v.detach().clone() for k, v in model.state_dict().items()})
             if cfg["save_model"]:
                 record.save_best(checkpoint(), summary)
 
+    best_weights: dict = {}  # the best held-out weights so far: the anneal starts from them
+    if resume and record.best_path.is_file():
+        best_weights.update(load_checkpoint(record.best_path)["model"])
     model.train()
     done = state["step"] >= total_steps or (max_seconds is not None and state["elapsed"] >= max_seconds)
     # With a time budget the step total is unknown: show steps and rate without a misleading ETA.
@@ -235,9 +252,11 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
         while not done:
             t0 = time.perf_counter()
             share = budget_share(state["step"], total_steps, state["elapsed"], max_seconds)
+            lr = cosine_lr(cfg["learning_rate"], share, state["step"], cfg["warmup_steps"], cfg["min_lr_ratio"])
+            if state["anneal"]:
+                lr = min(lr, anneal_lr(state["anneal"], state["step"], cfg["learning_rate"] * cfg["min_lr_ratio"]))
             for group in opt.param_groups:
-                group["lr"] = cosine_lr(cfg["learning_rate"], share, state["step"], cfg["warmup_steps"],
-                                        cfg["min_lr_ratio"])
+                group["lr"] = lr
             x, y = random_windows(train_stream, cfg["batch_size"], cfg["seq_len"], gen)
             x, y = shard(x, dist_info).to(device), shard(y, dist_info).to(device)
             with autocast(device, bf16):
@@ -259,14 +278,22 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
                 state["stopped"] = "epochs"
             elif max_seconds is not None and state["elapsed"] >= max_seconds:
                 state["stopped"] = "time budget"
+            elif state["anneal"] and state["step"] >= state["anneal"]["start"] + state["anneal"]["steps"]:
+                state["stopped"] = "patience"
             if state["step"] % eval_interval == 0 or state["stopped"]:
                 state["epoch"] = state["step"] / steps_per_epoch
                 evaluation(running / n_running)
                 running, n_running = 0.0, 0
-                if patience and not state["stopped"] and state["since_best"] >= patience:
-                    state["stopped"] = "patience"
-                    log(f"stopping early: no better held-out loss in the last {patience} evaluations "
-                        f"(best {state['best_bpc']:.3f} bpc, kept in {name}.pt)")
+                if patience and not state["stopped"] and not state["anneal"] and state["since_best"] >= patience:
+                    steps = max(eval_interval, round(cfg["anneal_share"] * state["step"]))
+                    state["anneal"] = {"start": state["step"], "steps": steps, "lr": opt.param_groups[0]["lr"]}
+                    if best_weights:
+                        model.load_state_dict(best_weights)
+                    log(f"no better held-out loss in the last {patience} evaluations (best {state['best_bpc']:.3f} "
+                        f"bpc): back to those weights, annealing the learning rate {state['anneal']['lr']:.1e} -> "
+                        f"{cfg['learning_rate'] * cfg['min_lr_ratio']:.1e} over {steps} steps, then stopping")
+                elif state["stopped"] == "patience":
+                    log(f"annealed and stopped (best {state['best_bpc']:.3f} bpc, kept in {name}.pt)")
                 save_last()
             done = state["stopped"] is not None
     except KeyboardInterrupt:

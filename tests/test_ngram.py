@@ -134,3 +134,28 @@ def test_cli_writes_the_ladder(tiny_text, tmp_path):
     helped = run_script(REPO / "exercise1/ngram.py", "--help")
     for flag in ("--dataset", "--data_dir", "--max_order", "--json"):
         assert flag in helped.stdout
+
+
+def test_mixture_with_the_ngram_is_cross_fitted_and_never_worse_than_its_parts_at_their_weights():
+    """The mixture row: weight w on the neural model, 1 - w on the n-gram; each half of the held-out
+    stream is scored with the weight that is best on the other half."""
+    from exercise1.ngram import cross_fitted_mixture, mixture_bits
+    rng = np.random.default_rng(0)
+    nn = rng.uniform(0.1, 3.0, 400)                 # nats of the true character
+    ng = np.log(rng.uniform(0.05, 0.9, 400))        # n-gram log probabilities
+    assert np.allclose(mixture_bits(nn, ng, 1.0), nn / np.log(2))
+    assert np.allclose(mixture_bits(nn, ng, 0.0), -ng / np.log(2))
+    half = mixture_bits(nn, ng, 0.5)                # by hand: -log2((e^-nn + p) / 2)
+    assert np.allclose(half, -np.log2((np.exp(-nn) + np.exp(ng)) / 2))
+    mix = cross_fitted_mixture(nn, ng)
+    assert mix["bpc_at_half"] == pytest.approx(half.mean())
+    assert len(mix["weights"]) == 2 and all(0 <= w <= 1 for w in mix["weights"])
+    assert mix["bpc"] <= max(nn.mean(), -ng.mean()) / np.log(2)
+    # two models that are each sure where the other is not: the mixture beats both by far
+    even = np.arange(400) % 2 == 0
+    nn2, ng2 = np.where(even, 0.1, 3.0), np.where(even, np.log(0.05), np.log(0.9))
+    mix2 = cross_fitted_mixture(nn2, ng2)
+    assert mix2["bpc"] < 0.5 * min(nn2.mean(), -ng2.mean()) / np.log(2) and mix2["weights"] == [0.5, 0.5]
+    # the same model twice: nothing to gain
+    same = cross_fitted_mixture(nn, -nn)
+    assert same["bpc"] == pytest.approx(nn.mean() / np.log(2))

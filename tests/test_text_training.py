@@ -191,32 +191,52 @@ def test_right_sized_training_evaluates_on_a_schedule_and_stops_by_itself(tiny_t
     # a learning rate far too high: the held-out loss stops improving and the run ends by itself
     out = run_script(train, *common, "--epochs", 100, "--patience", 2, "--lr", 3.0, "--ckpt_dir", tmp_path / "b",
                      *sets, "training.min_eval_steps=5").stdout
-    assert "stopping early: no better held-out loss in the last 2 evaluations" in out
+    assert "no better held-out loss in the last 2 evaluations" in out and "annealed and stopped" in out
     history = [json.loads(line) for line in (tmp_path / "b/lstm/metrics.jsonl").read_text().splitlines()]
+    ran = json.loads((tmp_path / "b/lstm/run.json").read_text())
+    assert ran["stopped"] == "patience" and history[-1]["step"] < 1100
+    # the anneal starts after the 2 evaluations without a better loss and lasts a quarter of the steps done
+    # (at least one evaluation interval) before the run stops
+    start = ran["annealed_from_step"]
     best = min(range(len(history)), key=lambda i: history[i]["val_bpc"])
-    assert len(history) == best + 3 and history[-1]["step"] < 1100
+    assert start is not None and start >= history[best]["step"] + 10
+    interval = history[1]["step"] - history[0]["step"]   # an epoch here (11 steps), more than min_eval_steps
+    assert history[-1]["step"] == start + max(interval, round(0.25 * start))
     proc = run_script(train, *common, "--patience", -1, "--ckpt_dir", tmp_path / "c", check=False)
     assert proc.returncode == 2 and "--patience: expected a whole number >= 0" in proc.stderr
 
 
 def test_size_rule_gives_small_texts_their_settings_and_leaves_flags_alone(tiny_text, tmp_path):
-    config = {"model": {"d_lstm": 384, "dropout": 0.3}, "training": {"batch_size": 64, "learning_rate": 0.006},
-              "small_text": {"below_chars": 1000, "model": {"dropout": 0.5}, "training": {"batch_size": 32}}}
-    big, line = fit_to_text(config, 1000)
+    config = {"model": {"d_lstm": 384, "dropout": 0.3, "channels": [256, 256]}, "training": {"batch_size": 64, "learning_rate": 0.006},
+              "small_text": {"chars": 1000, "full_chars": 8000, "model": {"dropout": 0.5, "channels": [128, 128]},
+                             "training": {"batch_size": 8}}}
+    big, line = fit_to_text(config, 8000)
     assert big == config and "the config's settings" in line
     small, line = fit_to_text(config, 999)
-    assert small["model"] == {"d_lstm": 384, "dropout": 0.5} and small["training"]["batch_size"] == 32
-    assert "dropout 0.3 -> 0.5" in line and "batch_size 64 -> 32" in line and config["model"]["dropout"] == 0.3
+    assert small["model"] == {"d_lstm": 384, "dropout": 0.5, "channels": [128, 128]} and small["training"]["batch_size"] == 8
+    assert "dropout 0.3 -> 0.5" in line and "batch_size 64 -> 8" in line and config["model"]["dropout"] == 0.3
+    # in between, on a log scale: a third of the way (2,000 of 1,000..8,000) -> batch 8 * 8^(1/3) = 16,
+    # dropout 0.5 - 0.2 / 3, widths geometric and a multiple of 16; and it moves monotonically with the size
+    mid, line = fit_to_text(config, 2000)
+    assert mid["training"]["batch_size"] == 16 and mid["model"]["dropout"] == pytest.approx(0.4333, abs=1e-4)
+    assert mid["model"]["channels"] == [160, 160] and "33% of the way" in line
+    sizes = [1000, 1500, 2000, 3000, 4000, 6000, 7999, 8000]
+    batches = [fit_to_text(config, n)[0]["training"]["batch_size"] for n in sizes]
+    drops = [fit_to_text(config, n)[0]["model"]["dropout"] for n in sizes]
+    assert batches == sorted(batches) and drops == sorted(drops, reverse=True) and batches[-2] in (63, 64)
     mine, line = fit_to_text(config, 999, fixed={"training.batch_size"})
     assert mine["training"]["batch_size"] == 64 and mine["model"]["dropout"] == 0.5 and "kept as given: batch_size=64" in line
     assert "size rule: off" in fit_to_text({"model": {}, "training": {}}, 10)[1]
-    off = {**config, "small_text": {**config["small_text"], "below_chars": 0}}  # --set small_text.below_chars=0
+    off = {**config, "small_text": {**config["small_text"], "chars": 0}}  # --set small_text.chars=0
     assert fit_to_text(off, 10)[0] == off
-    with pytest.raises(UserError, match="below_chars must be a whole number"):
-        fit_to_text({**config, "small_text": {"below_chars": "many"}}, 10)
+    with pytest.raises(UserError, match="chars must be a whole number"):
+        fit_to_text({**config, "small_text": {"chars": "many"}}, 10)
+    with pytest.raises(UserError, match="below_chars .* was replaced"):
+        fit_to_text({**config, "small_text": {"below_chars": 200}}, 10)
     # through train.py: every shipped config has the rule, the tiny text is small, the flag wins
     for arch in ("lstm", "tcn", "transformer"):
-        assert read_config(default_config_path(arch))["small_text"]["below_chars"] > 100_000
+        rule = read_config(default_config_path(arch))["small_text"]
+        assert 50_000 < rule["chars"] < 100_000 and rule["full_chars"] > 500_000
     out = run_script(REPO_SCRIPT("lstm", "train.py"), "--text", tiny_text, "--data_dir", tmp_path / "data",
                      "--epochs", 1, "--batch_size", 5, "--seq_len", 32, "--device", "cpu", "--ckpt_dir", tmp_path / "ck",
                      "--set", "model.d_lstm=32", "training.sample_length=5").stdout
