@@ -40,22 +40,42 @@ def chapter_runs(folder: Path) -> list[dict]:
 
 
 def seed_spread(folder: Path) -> dict:
-    """Per architecture, the default runs of several seeds (report/results/text/chapter_seeds/, written by
-    SEEDS="0 1 2" scripts/chapter_runs.sh): best held-out bpc of each, mean and sample std, training
-    minutes until each stopped, and how it stopped."""
+    """Per kind of run and architecture, the default runs of several seeds (<folder>/<kind>_<arch>_s<seed>.json,
+    written by SEEDS="0 1 2" scripts/chapter_runs.sh, e.g. size_rule_lstm_s0): best held-out bpc of each,
+    mean and sample std, training minutes until each stopped, and how it stopped."""
     out = {}
-    for path in sorted(folder.glob("*.json")):
+    for path in sorted(folder.glob("*_s[0-9]*.json")):
         run = read_json(path)
-        arch = path.stem.split("_")[-2]
-        row = out.setdefault(arch, {"seeds": [], "bpc": [], "stopped_at_minutes": [], "stopped": []})
-        row["seeds"].append(int(path.stem.split("_s")[-1]))
+        stem, seed = path.stem.rsplit("_s", 1)
+        kind, arch = stem.rsplit("_", 1)
+        row = out.setdefault(kind, {}).setdefault(arch, {"seeds": [], "bpc": [], "stopped_at_minutes": [], "stopped": []})
+        row["seeds"].append(int(seed))
         row["bpc"].append(run["best"]["val_bpc"])
         row["stopped_at_minutes"].append(run["curve"][-1]["minutes"])
         row["stopped"].append((run.get("ended") or {}).get("stopped"))
-    for row in out.values():
-        row["mean"] = float(np.mean(row["bpc"]))
-        row["std"] = float(np.std(row["bpc"], ddof=1)) if len(row["bpc"]) > 1 else None
-        row["minutes_mean"] = float(np.mean(row["stopped_at_minutes"]))
+    for rows in out.values():
+        for row in rows.values():
+            row["mean"] = float(np.mean(row["bpc"]))
+            row["std"] = float(np.std(row["bpc"], ddof=1)) if len(row["bpc"]) > 1 else None
+            row["minutes_mean"] = float(np.mean(row["stopped_at_minutes"]))
+    return out
+
+
+def text_runs(folder: Path) -> dict:
+    """Per kind and architecture, the default runs on a text of another size (<folder>/<kind>_<arch>.json,
+    written by NAME=... scripts/chapter_runs.sh): best held-out bpc, the minutes it was reached at and
+    the run stopped at, how it stopped, and the settings the size rule chose."""
+    out = {}
+    for path in sorted(folder.glob("*.json")):
+        run = read_json(path)
+        kind, arch = path.stem.rsplit("_", 1)
+        m, t = run["config"]["model"], run["config"]["training"]
+        ended = run.get("ended") or {}
+        out.setdefault(kind, {})[arch] = {
+            "best_bpc": run["best"]["val_bpc"], "best_minutes": run["best"]["minutes"],
+            "end_minutes": ended.get("minutes", run["curve"][-1]["minutes"]), "stopped": ended.get("stopped"),
+            "batch_size": t["batch_size"], "dropout": m.get("dropout", 0.0),
+            "width": m.get("d_lstm") or m.get("d_model") or (m.get("channels") or [0])[0]}
     return out
 
 

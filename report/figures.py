@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from facts import (ARCHS, CKPT, REPO, REPORT, RESULTS, chapter_runs, read_json, read_jsonl,  # noqa: E402
-                   seed_spread, text_facts)
+                   seed_spread, text_facts, text_runs)
 
 OUT = REPORT / "figures"
 NAMES = {"lstm": "LSTM", "tcn": "TCN", "transformer": "Transformer"}
@@ -260,7 +260,8 @@ def mig_figure(latent: dict) -> None:
 
 
 def rotation_figure(rot: dict) -> None:
-    methods = ("interfacegan", "interfacegan_conditional", "yaw_fit", "mirror_path", "global_axis", "random_control")
+    methods = ("interfacegan_calibrated", "interfacegan_conditional", "interfacegan", "yaw_fit", "mirror_path",
+               "global_axis", "random_control")
     fig, axes = plt.subplots(1, 2, figsize=(6.6, 2.6))
     xs = np.arange(len(BETAS))
     width = 0.8 / len(methods)
@@ -329,7 +330,8 @@ def main(out: Path | None = None) -> int:
     rot = {b: read_json(RESULTS / f"vae_beta_{b}" / "rotate" / "summary.json") for b in BETAS}
     facts = {"text": text_facts(sweeps), "vae": vae_curves_figure(),
              "chapter_runs": chapter_runs(RESULTS / "text" / "chapter" / "explore"),
-             "chapter_seeds": seed_spread(RESULTS / "text" / "chapter_seeds")}
+             "chapter_seeds": seed_spread(RESULTS / "text" / "chapter_seeds"),
+             "mid_runs": text_runs(RESULTS / "text" / "mid")}
     classifier_figure(read_json(CKPT / "face_attributes" / "summary.json"))
     mig_figure(latent)
     rotation_figure(rot)
