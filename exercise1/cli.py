@@ -52,8 +52,9 @@ def build_train_parser(arch: str) -> argparse.ArgumentParser:
                      help="replace the run in <ckpt_dir>/<name>/ (its files are deleted first); without it a fresh "
                           "run refuses a folder that holds files")
     p.add_argument("--patience", type=non_negative_int, default=None,
-                   help="stop after this many held-out evaluations without a better loss; 0 = never (default: "
-                        f"config training.patience or {TRAINING_DEFAULTS['patience']})")
+                   help="after this many held-out evaluations without a better loss, go back to the best weights, "
+                        "anneal the learning rate (training.anneal_share of the steps done) and stop; 0 = never "
+                        f"(default: config training.patience or {TRAINING_DEFAULTS['patience']})")
     p.add_argument("--seed", type=int, default=0, help="random seed (initialisation and batches)")
     p.add_argument("--device", default=None, choices=DEVICE_CHOICES, help="default: config general.device or auto")
     prec = p.add_mutually_exclusive_group()

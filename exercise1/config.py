@@ -15,8 +15,8 @@ TRAINING_DEFAULTS = {
     "seq_len": 128, "grad_clip": 1.0, "weight_decay": 0.01, "warmup_steps": 50, "min_lr_ratio": 0.1,
     "sample_length": 200, "bf16": "auto",
     # right-sized on any text: evaluate (held-out loss, sample) once an epoch but at most every
-    # min_eval_steps steps (a chapter has a few steps per epoch), and stop after `patience`
-    # evaluations without a better held-out loss (0: never stop early)
+    # min_eval_steps steps (a chapter has a few steps per epoch), and after `patience` evaluations
+    # without a better held-out loss anneal and stop (0: never stop early)
     "min_eval_steps": 50, "patience": 3,
     # after `patience` evaluations without a better held-out loss: back to the best weights, anneal the
     # learning rate to its floor over this share of the steps done so far, then stop

@@ -200,7 +200,7 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
         f"[{device_name(device)}] ({'bf16 autocast' if bf16 else 'fp32'})"
         + (f", {dist_info.world_size} processes" if dist_info.enabled else ""))
     log(f"held-out evaluation and a sample every {eval_interval} steps ({eval_interval / steps_per_epoch:.1f} epochs); "
-        + (f"stops early after {patience} evaluations without a better held-out loss (--patience 0: never)"
+        + (f"after {patience} evaluations without a better held-out loss it anneals and stops (--patience 0: never)"
            if patience else "no early stop (--patience 0)") + f"; writing {out_dir}")
     record.start(config, alphabet, state["history"])
 

@@ -69,8 +69,9 @@ def face_grid(rows: list[torch.Tensor], path: Path, *, points: list[torch.Tensor
               width_cm: float = TEXT_WIDTH_CM, max_height_cm: float = MAX_HEIGHT_CM) -> dict:
     """Rows of faces (`[V, 3, H, W]` each) with their landmarks (`points[r]` `[V, 68, 2]`, or None for
     a row without), a label left of each row, a title above each face (e.g. its yaw), column labels
-    and a title, written to `path` at its printed size (at most `width_cm` x `max_height_cm`). Returns
-    the layout {width_cm, height_cm, tile_cm, font_pt}."""
+    and a title, written to `path` at its printed size (at most `width_cm` wide; at most `max_height_cm`
+    tall unless the faces would then be narrower than their titles, when it grows taller). Returns the
+    layout {width_cm, height_cm, tile_cm, font_pt, cell_title_cm (the width a title needs)}."""
     plt = _pyplot()
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
     labels = row_labels or [""] * n_rows
