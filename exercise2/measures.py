@@ -307,14 +307,19 @@ def identity_flips(probs_views: torch.Tensor, reference: torch.Tensor, confident
     return out
 
 
-def flip_share_difference(probs_a: torch.Tensor, probs_b: torch.Tensor, reference: torch.Tensor,
+def flip_share_difference(probs_a: torch.Tensor, probs_b, reference: torch.Tensor,
                           confident: float = 0.8, resamples: int = 1000, seed: int = 0) -> dict:
     """Flip share along path a minus along path b on the same faces (`identity_flips`' inputs, `[F, V, A]`
-    each), with a 95 % interval from a paired bootstrap over faces: {difference, ci95, resamples}."""
+    each; `probs_b` may be a list of several paths b, e.g. random directions, whose flips per face are
+    averaged), with a 95 % interval from a paired bootstrap over faces: {difference, ci95, resamples}."""
     sure = (reference >= confident) | (reference <= 1 - confident)
     side = reference >= 0.5
-    fa = (((probs_a >= 0.5) != side[:, None]).any(1) & sure).sum(1).double()     # flips per face
-    fb = (((probs_b >= 0.5) != side[:, None]).any(1) & sure).sum(1).double()
+
+    def per_face(probs):
+        return (((probs >= 0.5) != side[:, None]).any(1) & sure).sum(1).double()  # flips per face
+
+    fa = per_face(probs_a)
+    fb = torch.stack([per_face(b) for b in (probs_b if isinstance(probs_b, (list, tuple)) else [probs_b])]).mean(0)
     n = sure.sum(1).double()
     if float(n.sum()) == 0:
         return {"difference": float("nan"), "ci95": [float("nan"), float("nan")], "resamples": 0}

@@ -152,6 +152,8 @@ def test_read_only_tasks_write_only_under_their_output_folder(face_dir, tmp_path
     for name, m in methods.items():
         if name != "random_control":
             assert m["random_of_equal_length"]["path_length_median"] == m["path_length_median"]
+            shares = m["random_of_equal_length"]["flip_share_by_direction"]
+            assert len(shares) == 5 and m["random_of_equal_length"]["flip_share"] == pytest.approx(sum(shares) / 5)
             assert rotate["comparison"]["goal"]["methods"][name]["random_flip_share_of_equal_length"] == \
                 m["random_of_equal_length"]["flip_share"]
     stats = torch.load(tmp_path / "ck" / "m" / "analysis.pt", weights_only=True)

@@ -330,3 +330,6 @@ def test_flip_share_difference_is_paired_over_faces():
     assert d["difference"] == pytest.approx(2 / 7)
     assert d["ci95"][0] <= 2 / 7 <= d["ci95"][1] and d["ci95"][0] >= 0
     assert M.flip_share_difference(same, same, ref)["ci95"] == [0.0, 0.0]
+    # several paths b (random directions): their flips per face are averaged
+    both = M.flip_share_difference(a, [same, a], ref, resamples=200)
+    assert both["difference"] == pytest.approx(1 / 7)

@@ -25,6 +25,7 @@ DESCRIPTOR_FACES = 40         # faces whose views' descriptors are measured per 
 MIN_DESCRIPTOR_FACES = 20     # fewer held-out faces: no descriptor measure
 MIN_DESCRIPTOR_AUC = 0.65     # the descriptor must tell a face's reconstruction from others' at least this well
 GOAL_COVER = 0.9              # goal: the views of this share of faces (and of the near-frontal half) span p10..p90
+RANDOM_DIRECTIONS = 5         # random directions of equal length each method's flips are compared with
 FIGURE_FACES = 1              # faces per method in rotation_methods.png (one row each: legible titles)
 RANDOM_LENGTH_OF = ("interfacegan_calibrated", "interfacegan", "yaw_fit")   # the random control in the table goes
 # as far as the first of these; each method's goal compares it with a random direction as long as its own views
@@ -65,14 +66,14 @@ def choose_method(ctx) -> str:
     return fallback
 
 
-def random_control(stats: dict, reach: float | None = None) -> tuple[dict, str]:
+def random_control(stats: dict, reach: float | None = None, seed: int = 0) -> tuple[dict, str]:
     """The yardstick: the interfacegan construction (from the code's coordinate along the direction set to
     the mean code's, +- reach) along a random direction of the informative units (seeded), as long in
     code space as the views of the first of RANDOM_LENGTH_OF, or +- `reach`. Returns (its fit, that
     method's name)."""
     informative = informative_units(stats["kl_per_unit"], stats["mu_std"])
-    g = torch.randn(len(informative), generator=torch.Generator().manual_seed(0)) * informative
-    g = g if g.norm() > 0 else torch.randn(len(informative), generator=torch.Generator().manual_seed(0))
+    g = torch.randn(len(informative), generator=torch.Generator().manual_seed(seed)) * informative
+    g = g if g.norm() > 0 else torch.randn(len(informative), generator=torch.Generator().manual_seed(seed))
     r = g / g.norm()
     ref = next(m for m in RANDOM_LENGTH_OF if m in stats)
     if reach is None:
@@ -242,14 +243,18 @@ def compare_methods(ctx, out) -> dict:
             m["identity"] = M.identity_flips(probs, ref, names=identity)
             m["identity_near_frontal"] = M.identity_flips(probs[frontal], ref[frontal])
             m["identity_attributes"] = identity
-            if method != "random_control":   # the goal's yardstick: a random direction as long as these views
-                fit, _ = random_control(stats, reach=m["path_length_median"] / 2)
-                random_views = ctx.decode_views(P.interfacegan_codes(mu, fit, torch.linspace(-fit["reach"], fit["reach"],
-                                                                                             ROTATION_VIEWS)))
-                random_probs = clf.predict(random_views.flatten(0, 1))[:, k].view(len(faces), -1, len(k))
-                m["random_of_equal_length"] = {"path_length_median": m["path_length_median"],
-                                               **M.identity_flips(random_probs, ref),
-                                               "flip_share_difference": M.flip_share_difference(probs, random_probs, ref)}
+            if method != "random_control":   # the goal's yardstick: random directions as long as these views
+                randoms = []
+                for seed in range(RANDOM_DIRECTIONS):
+                    fit, _ = random_control(stats, reach=m["path_length_median"] / 2, seed=seed)
+                    steps = torch.linspace(-fit["reach"], fit["reach"], ROTATION_VIEWS)
+                    random_views = ctx.decode_views(P.interfacegan_codes(mu, fit, steps))
+                    randoms.append(clf.predict(random_views.flatten(0, 1))[:, k].view(len(faces), -1, len(k)))
+                shares = [M.identity_flips(r, ref)["flip_share"] for r in randoms]
+                m["random_of_equal_length"] = {
+                    "path_length_median": m["path_length_median"], "directions": RANDOM_DIRECTIONS,
+                    "flip_share": sum(shares) / len(shares), "flip_share_by_direction": shares,
+                    "flip_share_difference": M.flip_share_difference(probs, randoms, ref)}
         else:
             m["identity"] = {"flip_share": float("nan"), "note": "no attribute classifier or no identity attribute it reads"}
         if desc["used"]:
