@@ -35,8 +35,10 @@ REACH_COVER = 0.95      # the smallest reach at which this share of the probe fa
 INTERFACEGAN_FACES = 2000   # training photos whose landmark yaw the InterFaceGAN direction is fitted to ...
 INTERFACEGAN_DRAWS = 4      # ... on this many codes drawn from each photo's posterior (see fit_interfacegan)
 BEND_FACES = 256        # training faces on which interfacegan_calibrated's bend is fitted ...
-BEND_STEPS = 60         # ... by this many Adam steps of BEND_BATCH faces, each at 4 views of the path
-BEND_BATCH = 48
+BEND_STEPS = 60         # ... by this many Adam steps of BEND_BATCH faces, each at 4 views of the path, or,
+BEND_BATCH = 48         # on fewer faces, as many as BEND_PASSES passes over them take (at least BEND_MIN_STEPS)
+BEND_PASSES = 12
+BEND_MIN_STEPS = 15
 BEND_MARGIN = 2.0       # ... keeping each confident identity prediction this far (in logits) on its side
 MIN_CLASS_FACES = 5     # an identity attribute's normal needs this many labelled faces with and without it
 YAW_MIN_T = 3.0         # a unit's yaw response counts where its t statistic over the probe faces is >= 3
@@ -264,11 +266,13 @@ def fit_identity_bend(ctx, fit: dict, train: torch.Tensor, reach: float) -> dict
     frozen = [q for q in (*model.parameters(), *net.parameters()) if q.requires_grad]
     for q in frozen:
         q.requires_grad_(False)
+    batch = min(BEND_BATCH, len(mu))
+    n_steps = min(BEND_STEPS, max(BEND_MIN_STEPS, math.ceil(BEND_PASSES * len(mu) / batch)))
     losses = []
     try:
         with torch.enable_grad():   # the analyses run under no_grad; this fit needs gradients
-            for _ in progress(range(BEND_STEPS), desc="identity bend", unit="step"):
-                i = torch.randint(0, len(mu), (min(BEND_BATCH, len(mu)),), generator=g).to(ctx.device)
+            for _ in progress(range(n_steps), desc="identity bend", unit="step"):
+                i = torch.randint(0, len(mu), (batch,), generator=g).to(ctx.device)
                 s = steps[None, :, None]
                 z = base[i][:, None] + s * (d + b @ normals) + s ** 2 / reach * (a @ normals)
                 out = logits(z.reshape(-1, z.shape[-1])).view(len(i), len(steps), -1)
@@ -282,7 +286,7 @@ def fit_identity_bend(ctx, fit: dict, train: torch.Tensor, reach: float) -> dict
             q.requires_grad_(True)
     a, b = a.detach(), b.detach()
     return {"bend_odd": (b @ normals).cpu(), "bend_even": (a @ normals / reach).cpu(),
-            "bend_fit": {"faces": len(mu), "steps": BEND_STEPS, "reach_fitted_at": reach, "identity_attributes": names,
+            "bend_fit": {"faces": len(mu), "steps": n_steps, "reach_fitted_at": reach, "identity_attributes": names,
                          "loss_first_5_steps": sum(losses[:5]) / len(losses[:5]),
                          "loss_last_5_steps": sum(losses[-5:]) / len(losses[-5:])}}
 
