@@ -289,15 +289,20 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 # ---------------------------------------------------------------------------------------- views
+def _flipped(probs_views: torch.Tensor, reference: torch.Tensor, confident: float):
+    """(flipped, confident) bool `[F, A]`: which predictions of the reference `[F, A]` are confident
+    (>= confident or <= 1 - confident) and change side of 0.5 in any view of `probs_views` `[F, V, A]`."""
+    sure = (reference >= confident) | (reference <= 1 - confident)
+    return ((probs_views >= 0.5) != (reference >= 0.5)[:, None]).any(1) & sure, sure
+
+
 def identity_flips(probs_views: torch.Tensor, reference: torch.Tensor, confident: float = 0.8, names=None) -> dict:
     """Across views of each face, how many confident identity predictions change side.
     `probs_views` `[F, V, A]` classifier probabilities of each view, `reference` `[F, A]` those of the
     face's own reconstruction. An attribute is confident for a face where the reference probability is
     >= confident or <= 1 - confident; it flips if any view predicts the other side of 0.5. With
     `names`, per_attribute gives [flipped, confident] for each."""
-    sure = (reference >= confident) | (reference <= 1 - confident)      # [F, A]
-    side = reference >= 0.5
-    flipped = ((probs_views >= 0.5) != side[:, None]).any(1) & sure     # [F, A]
+    flipped, sure = _flipped(probs_views, reference, confident)          # [F, A] each
     n = int(sure.sum())
     out = {"confident_predictions": n, "flipped": int(flipped.sum()),
             "flip_share": float(flipped.sum()) / n if n else float("nan"),
@@ -312,12 +317,10 @@ def flip_share_difference(probs_a: torch.Tensor, probs_b, reference: torch.Tenso
     """Flip share along path a minus along path b on the same faces (`identity_flips`' inputs, `[F, V, A]`
     each; `probs_b` may be a list of several paths b, e.g. random directions, whose flips per face are
     averaged), with a 95 % interval from a paired bootstrap over faces: {difference, ci95, resamples}."""
-    sure = (reference >= confident) | (reference <= 1 - confident)
-    side = reference >= 0.5
-
     def per_face(probs):
-        return (((probs >= 0.5) != side[:, None]).any(1) & sure).sum(1).double()  # flips per face
+        return _flipped(probs, reference, confident)[0].sum(1).double()         # flips per face
 
+    sure = _flipped(probs_a, reference, confident)[1]
     fa = per_face(probs_a)
     fb = torch.stack([per_face(b) for b in (probs_b if isinstance(probs_b, (list, tuple)) else [probs_b])]).mean(0)
     n = sure.sum(1).double()
