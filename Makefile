@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo bench sweep train-text chapter variants train-vaes classifier analysis-stats report report-results reproduce clean-outputs
+.PHONY: venv test demo bench sweep lr-bracket train-text chapter variants train-vaes classifier analysis-stats report report-results reproduce clean-outputs
 
 venv: $(STAMP)
 $(STAMP): requirements.txt
@@ -81,6 +81,11 @@ PROMPT ?= the knight rode into the wood and
 sweep: $(STAMP)
 	$(BIN)/python exercise1/data_preparation.py --text $(TEXT) --name text
 	$(BIN)/python scripts/sweep_text.py --minutes $(SWEEP_MINUTES)
+
+# Each architecture's learning-rate optimum at equal steps, with seeds (the sweep's follow-up)
+lr-bracket: $(STAMP)
+	$(BIN)/python exercise1/data_preparation.py --text $(TEXT) --name text
+	$(BIN)/python scripts/lr_bracket.py
 # Training targets write to runs/ (git-ignored); CKPT_DIR=checkpoints OVERWRITE=1 replaces the shipped models
 # (without OVERWRITE a run refuses a folder that already holds one).
 CKPT_DIR ?= runs

@@ -21,6 +21,9 @@ TRAINING_DEFAULTS = {
     # after `patience` evaluations without a better held-out loss: back to the best weights, anneal the
     # learning rate to its floor over this share of the steps done so far, then stop
     "anneal_share": 0.25,
+    # the weights evaluated, kept and annealed are an exponential moving average of the trained ones
+    # over about this many steps (decay 1 - 1/ema_steps; 0 = off, the raw weights)
+    "ema_steps": 0,
 }
 
 # training.KEY -> (kind, lower bound, whether the bound itself is allowed, what the value means)
@@ -37,6 +40,7 @@ _CHECKS = {
     "weight_decay": ("float", 0, True, "AdamW weight decay"),
     "min_lr_ratio": ("float", 0, True, "final learning rate as a share of the peak"),
     "anneal_share": ("float", 0, True, "length of the final anneal, as a share of the steps done before it"),
+    "ema_steps": ("float", 0, True, "steps a moving average of the weights spans; 0 = off"),
 }
 
 
@@ -63,6 +67,8 @@ def check_training(cfg: dict) -> None:
             bound = f">= {low}" if inclusive else f"> {low}"
             raise UserError(f"training.{key} ({meaning}) must be {'a whole number' if kind == 'int' else 'a number'} "
                             f"{bound}, got {value!r}")
+    if 0 < cfg["ema_steps"] < 1:
+        raise UserError(f"training.ema_steps must be 0 (off) or at least 1 step, got {cfg['ema_steps']!r}")
     if cfg["min_lr_ratio"] > 1:
         raise UserError(f"training.min_lr_ratio must lie in 0..1, got {cfg['min_lr_ratio']!r}")
     limit = cfg.get("max_minutes")

@@ -76,7 +76,7 @@ def txt_to_numpy(
     out = repo_path(data_dir) / (name or text_path.stem)
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("sample_*.npy"):
-        stale.unlink()
+        stale.unlink(missing_ok=True)  # another process preparing the same folder may have removed it
 
     # Encode the whole text at once, then cut it into lines: one vectorised pass, not a loop per char.
     idx = encode("".join(lines), alphabet)

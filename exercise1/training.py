@@ -7,7 +7,8 @@ recorded (console, `train_log.txt`, `metrics.jsonl`). After `patience` evaluatio
 held-out loss the run goes back to its best weights and anneals: the learning rate falls from where
 it is to the schedule's floor over `anneal_share` of the steps done so far (at least one evaluation
 interval), then the run stops by itself; a run that reaches its budget has annealed by the cosine
-schedule itself. The best held-out model is `<run>/<name>.pt`, the
+schedule itself. With `ema_steps` > 0 what is evaluated, kept and annealed from is a moving average of
+the weights over about that many steps (`WeightAverage`). The best held-out model is `<run>/<name>.pt`, the
 state to resume `last.pt`, both written atomically. The configuration (defaults, flags, size rule)
 is `exercise1/config.py`'s; the command line is `exercise1/cli.py`'s.
 """
@@ -17,6 +18,7 @@ import copy
 import json
 import math
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +53,58 @@ def anneal_lr(anneal: dict, step: int, floor: float) -> float:
     """The learning rate in the final anneal ({start, steps, lr}): a half cosine from `lr` to `floor`."""
     done = min(max(step - anneal["start"], 0) / max(anneal["steps"], 1), 1.0)
     return floor + 0.5 * (anneal["lr"] - floor) * (1 + math.cos(math.pi * done))
+
+
+class WeightAverage:
+    """An exponential moving average of a model's parameters (Polyak averaging; SWA, Izmailov et al.
+    2018): an average of the weights along the end of a noisy path sits nearer the middle of the valley
+    than any one point of it. Decay 1 - 1/steps, but at most (1 + n) / (10 + n) after n updates, so it
+    never keeps the initialisation: it spans about min(steps, n / 9) of the latest steps, a ninth of
+    the run so far until n reaches 9 * steps. Up to the final anneal the training path is the same as
+    without it (only which weights are evaluated and kept differs); the anneal starts from the best
+    averaged weights."""
+
+    def __init__(self, model: torch.nn.Module, steps: float):
+        self.params = list(model.parameters())
+        self.decay = 1.0 - 1.0 / steps
+        self.average = [p.detach().clone() for p in self.params]
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_(self.average, [p.detach() for p in self.params], 1.0 - decay)
+
+    @torch.no_grad()
+    def reset(self) -> None:
+        """Start the average again at the model's weights (after the anneal loads the best ones)."""
+        for a, p in zip(self.average, self.params):
+            a.copy_(p)
+
+    @contextmanager
+    def swapped(self):
+        """The averaged weights in the model for the duration (an evaluation, a checkpoint), the trained
+        ones back afterwards."""
+        trained = [p.detach().clone() for p in self.params]
+        with torch.no_grad():
+            for p, a in zip(self.params, self.average):
+                p.copy_(a)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, t in zip(self.params, trained):
+                    p.copy_(t)
+
+    def state_dict(self) -> dict:
+        return {"updates": self.updates, "average": [a.detach().cpu() for a in self.average]}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        self.updates = state["updates"]
+        for a, saved in zip(self.average, state["average"]):
+            a.copy_(saved)
 
 
 class RunRecord:
@@ -113,8 +167,8 @@ class RunRecord:
                        self.folder / "run.json")
 
 
-def resume_state(record: RunRecord, arch: str, config: dict, alphabet, model, opt, gen) -> dict:
-    """Model, optimiser and sampler state from last.pt; the run's state dict."""
+def resume_state(record: RunRecord, arch: str, config: dict, alphabet, model, opt, gen, average) -> dict:
+    """Model, optimiser, weight average and sampler state from last.pt; the run's state dict."""
     if not record.last_path.is_file():
         raise UserError(f"--resume: {record.last_path} does not exist; train without --resume first")
     ck = load_checkpoint(record.last_path)
@@ -126,6 +180,11 @@ def resume_state(record: RunRecord, arch: str, config: dict, alphabet, model, op
     load_state_dict_float32(model, ck["model"])
     opt.load_state_dict(ck["optimizer"])
     gen.set_state(ck["generator"])
+    if average is not None:
+        if "average" in ck:
+            average.load_state_dict(ck["average"])
+        else:  # a run started without one: the average starts at the resumed weights
+            average.reset()
     return {**new_state(), **ck["state"]}
 
 
@@ -165,6 +224,7 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg["weight_decay"]},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg["learning_rate"])
     gen = torch.Generator().manual_seed(seed)
+    average = WeightAverage(model, cfg["ema_steps"]) if cfg["ema_steps"] else None
     steps_per_epoch = max(1, len(train_stream) // (cfg["batch_size"] * cfg["seq_len"]))
     total_steps = steps_per_epoch * cfg["epochs"]
     max_seconds = cfg["max_minutes"] * 60 if cfg["max_minutes"] is not None else None
@@ -172,7 +232,7 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
     patience = cfg["patience"]
     state = new_state()
     if resume:
-        state = resume_state(record, arch, config, alphabet, model, opt, gen)
+        state = resume_state(record, arch, config, alphabet, model, opt, gen, average)
         log(f"resumed {name} at epoch {state['epoch']:.2f}, step {state['step']}, {state['elapsed'] / 60:.1f} min trained")
         if state["stopped"] == "patience":
             log(f"{name} already stopped by itself (no better held-out loss in {patience} evaluations"
@@ -209,10 +269,17 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
                 "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **(extra or {})}
 
     def save_last():
-        record.save_last(checkpoint({"optimizer": opt.state_dict(), "state": state, "generator": gen.get_state()}))
+        extra = {"average": average.state_dict()} if average is not None else {}
+        record.save_last(checkpoint({"optimizer": opt.state_dict(), "state": state, "generator": gen.get_state(),
+                                     **extra}))
 
     def evaluation(train_loss: float) -> None:
-        """Held-out loss and a sample; the log, the best model, the patience count."""
+        """Held-out loss and a sample of the averaged weights (if any); the log, the best model, the
+        patience count."""
+        with average.swapped() if average is not None else nullcontext():
+            evaluate_and_keep(train_loss)
+
+    def evaluate_and_keep(train_loss: float) -> None:
         metrics = evaluate(model, val_stream, cfg["seq_len"], device, per_char=True)
         by_kind = loss_by_kind(metrics.pop("losses"), kinds)
         sample = decode(generate(model, prompt.to(device), cfg["sample_length"], temperature=0.8,
@@ -266,6 +333,8 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
             opt.step()
+            if average is not None:
+                average.update()
             state["step"] += 1
             # one clock for all ranks (the slowest's): the learning rate and the time budget follow it
             state["elapsed"], stop = synced_clock(state["elapsed"] + time.perf_counter() - t0,
@@ -289,6 +358,8 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
                     state["anneal"] = {"start": state["step"], "steps": steps, "lr": opt.param_groups[0]["lr"]}
                     if best_weights:
                         model.load_state_dict(best_weights)
+                    if average is not None:
+                        average.reset()
                     log(f"no better held-out loss in the last {patience} evaluations (best {state['best_bpc']:.3f} "
                         f"bpc): back to those weights, annealing the learning rate {state['anneal']['lr']:.1e} -> "
                         f"{cfg['learning_rate'] * cfg['min_lr_ratio']:.1e} over {steps} steps, then stopping")

@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from facts import (ARCHS, CKPT, REPO, REPORT, RESULTS, chapter_runs, read_json, read_jsonl,  # noqa: E402
-                   seed_spread, text_facts, text_runs)
+                   lever_runs, lr_brackets, seed_spread, text_facts, text_runs)
 
 OUT = REPORT / "figures"
 NAMES = {"lstm": "LSTM", "tcn": "TCN", "transformer": "Transformer"}
@@ -44,7 +44,7 @@ MIN_PRINT_PT = 7.0
 PRINT_WIDTH = {"sweep.svg": 1.0, "text_curves.svg": 0.82, "runs.svg": 1.0, "chapter.svg": 1.0,
                "positions.svg": 0.466,  # the right column of a (1.1fr, 1fr) grid with a 10 pt gutter
                "vae_curves.svg": 1.0, "classifier.svg": 1.0, "mig.svg": 0.88, "rotation_methods.svg": 1.0,
-               "context_use.svg": 1.0}
+               "context_use.svg": 1.0, "lr_bracket.svg": 1.0}
 PRINTED_PT: dict[str, float] = {}  # the smallest text of each plot on paper
 
 
@@ -81,6 +81,29 @@ def sweep_figure(sweeps: dict) -> None:
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False, ncols=1)
     axes[0].set_ylabel(f"best held-out bpc ({sweeps['lstm']['minutes']:g} min)")
     save(fig, "sweep.svg")
+
+
+def bracket_figure(brackets: dict) -> None:
+    """The learning-rate brackets at equal steps: every seed's best held-out bpc (dots) and the mean per
+    rate (line), one panel per architecture, with the novel's Kneser-Ney ladder."""
+    archs = [a for a in ARCHS if a in brackets]
+    fig, axes = plt.subplots(1, len(archs), figsize=(2.4 * len(archs) + 0.4, 2.6), squeeze=False)
+    for ax, arch in zip(axes[0], archs):
+        b = brackets[arch]
+        for c in b["cells"]:
+            seeds = list(c["bpc_by_seed"].values())
+            ax.scatter([c["learning_rate"]] * len(seeds), seeds, s=10, color="tab:blue", alpha=0.5, zorder=3)
+        ax.plot(b["rates"], [c["mean"] for c in b["cells"]], "-", color="tab:blue", lw=1.2)
+        ladder_line(ax, label=arch == archs[0])
+        ax.set_xscale("log")
+        ax.set_xticks(b["rates"], [f"{lr:g}" for lr in b["rates"]], rotation=35)
+        ax.minorticks_off()
+        ax.set_title(f"{NAMES[arch]} {b['size']}, {b['steps']:,} steps")
+        ax.set_xlabel("learning rate")
+    axes[0][0].set_ylabel("best held-out bpc")
+    if archs:
+        axes[0][0].legend(loc="upper left", frameon=False)
+    save(fig, "lr_bracket.svg")
 
 
 def ladder_line(ax, text: str = "text", label: bool = True) -> None:
@@ -331,7 +354,11 @@ def main(out: Path | None = None) -> int:
     facts = {"text": text_facts(sweeps), "vae": vae_curves_figure(),
              "chapter_runs": chapter_runs(RESULTS / "text" / "chapter" / "explore"),
              "chapter_seeds": seed_spread(RESULTS / "text" / "chapter_seeds"),
-             "mid_runs": text_runs(RESULTS / "text" / "mid")}
+             "mid_runs": text_runs(RESULTS / "text" / "mid"),
+             "levers": lever_runs(RESULTS / "text" / "chapter" / "levers"),
+             "lr_brackets": lr_brackets(RESULTS / "text")}
+    if facts["lr_brackets"]:
+        bracket_figure(facts["lr_brackets"])
     classifier_figure(read_json(CKPT / "face_attributes" / "summary.json"))
     mig_figure(latent)
     rotation_figure(rot)

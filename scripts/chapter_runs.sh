@@ -6,18 +6,21 @@
 #   SEEDS="0 1 2" bash scripts/chapter_runs.sh     three seeds of each (the spread over seeds); THREADS=1 for one thread
 #   KIND=name                                       label of the runs and result files (default size_rule)
 #   NAME=name                                       name of the prepared text (default chapter; e.g. mid for a 330k text)
+#   SET="training.ema_steps=100 ..."                extra --set entries for every run (a lever under test)
 # Writes outputs/<NAME>_runs/<kind>_<arch>/ and report/results/text/<NAME>/<kind>_<arch>.json; with
 # SEEDS, outputs/<NAME>_runs/<kind>_<arch>_s<seed>/ and report/results/text/<NAME>_seeds/. Also the text's
 # Kneser-Ney ladder, report/results/text/ngram_ladder_<NAME>.json.
 set -euo pipefail
-if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then sed -n '2,11p' "$0" | cut -c3-; exit 0; fi
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then sed -n '2,12p' "$0" | cut -c3-; exit 0; fi
 cd "$(dirname "$0")/.."
 TEXT=${1:-data/chapter.txt}
 NAME=${NAME:-chapter}
 PY=${PYTHON:-.venv/bin/python}
 KIND=${KIND:-size_rule}
 EXTRA=()
-if [ -n "${NOVEL_SETTINGS:-}" ]; then KIND=novel_settings; EXTRA=(--set small_text.chars=0); fi
+SETS=(${SET:-})
+if [ -n "${NOVEL_SETTINGS:-}" ]; then KIND=novel_settings; SETS+=(small_text.chars=0); fi
+if [ ${#SETS[@]} -gt 0 ]; then EXTRA=(--set "${SETS[@]}"); fi
 export PYTHONUNBUFFERED=1
 DATA=outputs/${NAME}_data RUNS=outputs/${NAME}_runs RES=report/results/text
 $PY exercise1/data_preparation.py --text "$TEXT" --name "$NAME" --data_dir "$DATA"
@@ -33,6 +36,6 @@ for arch in ${ARCHS:-lstm tcn transformer}; do
     wall=$(( $(date +%s) - start ))
     grep -a -e "^size rule" -e "no better held-out loss" -e "annealed and stopped" -e "^done" "$RUNS/$name.log"
     $PY scripts/save_run_curve.py "$RUNS/$name" "$result" \
-      --note "$arch, default run on $(basename "$TEXT") ($KIND, seed $seed), $wall s from start to stop including evaluations"
+      --note "$arch, default run on $(basename "$TEXT") ($KIND, seed $seed${SET:+, --set $SET}), $wall s from start to stop including evaluations"
   done
 done

@@ -68,13 +68,17 @@ def finished(folder: Path, minutes: float) -> bool:
     return bool(history) and history[-1]["minutes"] >= minutes * 0.999
 
 
-def run_one(arch: str, name: str, overrides: dict, lr: float, args, log_dir: Path) -> dict:
-    """Train one configuration (unless it has finished) and summarise it."""
+def run_one(arch: str, name: str, overrides: dict, lr: float, args, log_dir: Path, epochs: int | None = None,
+            seed: int | None = None) -> dict:
+    """Train one configuration (unless it has finished) and summarise it: `args.minutes` of training time,
+    or with `epochs` that many passes whatever the time (equal steps on any host)."""
     folder = Path(args.ckpt_dir) / name
-    if not finished(folder, args.minutes):
+    budget = ["--max_minutes", str(args.minutes)] if epochs is None else ["--epochs", str(epochs), "--max_minutes", "none"]
+    if not finished(folder, args.minutes if epochs is None else float("inf")):
         cmd = [sys.executable, str(ROOT / "exercise1" / arch / "train.py"), "--dataset", args.dataset,
-               "--data_dir", args.data_dir, "--max_minutes", str(args.minutes), "--lr", str(lr), "--name", name,
-               "--ckpt_dir", args.ckpt_dir, "--seed", str(args.seed), "--threads", str(args.threads),
+               "--data_dir", args.data_dir, *budget, "--lr", str(lr), "--name", name,
+               "--ckpt_dir", args.ckpt_dir, "--seed", str(args.seed if seed is None else seed),
+               "--threads", str(args.threads),
                "--patience", "0",  # every cell trains its whole budget, as the shipped sweep did
                "--set", *[f"{k}={json.dumps(v)}" for k, v in overrides.items()]]
         cmd.append("--resume" if (folder / "last.pt").is_file() else "--overwrite")

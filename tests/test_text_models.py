@@ -12,6 +12,7 @@ V = 11
 CONFIGS = {
     "lstm": {"d_lstm": 24, "num_lstm_layers": 2},
     "tcn": {"channels": [16, 16, 16], "kernel_size": 3},
+    "tcn_gated": {"channels": [16, 16, 16], "kernel_size": 3, "activation": "gated"},
     "transformer": {"d_model": 32, "n_heads": 4, "linear_layer_size": 48, "num_layers": 2, "context_length": 40},
     "transformer_none": {"d_model": 32, "n_heads": 4, "linear_layer_size": 48, "num_layers": 2, "context_length": 40,
                          "positional_encoding": "none"},
@@ -197,3 +198,20 @@ def test_per_character_losses_are_in_stream_order_and_average_to_the_loss(name):
     logits, _ = model(stream[None, :1])
     first = F.cross_entropy(logits[0, -1:], stream[1:2]).item()
     assert math.isclose(out["losses"][0].item(), first, rel_tol=1e-4)
+
+
+def test_lstm_weight_drop_regularises_the_recurrence_in_training_only():
+    torch.manual_seed(0)
+    model = build_model("lstm", {"model": {"d_lstm": 16, "num_lstm_layers": 2, "weight_drop": 0.5}}, V)
+    x = torch.randint(0, V, (2, 12))
+    model.train()
+    a, _ = model(x)
+    b, _ = model(x)
+    assert not torch.allclose(a, b), "two training passes drew the same recurrent mask"
+    a.sum().backward()
+    assert model.lstm.weight_hh_l0.grad.abs().sum() > 0 and model.lstm.weight_ih_l1.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        plain = torch.nn.functional.linear(model.lstm(torch.nn.functional.one_hot(x, V).float())[0],
+                                           model.head.weight, model.head.bias)
+        assert torch.allclose(model(x)[0], plain, atol=1e-6), "weight drop changed an evaluation"

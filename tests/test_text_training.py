@@ -83,7 +83,8 @@ def REPO_SCRIPT(arch, name):
 
 def test_resume_continues_where_it_stopped(tiny_text, tmp_path):
     common = ["--text", tiny_text, "--data_dir", tmp_path / "data", "--batch_size", 8, "--seq_len", 32,
-              "--ckpt_dir", tmp_path / "ck", "--device", "cpu", "--set", *TINY_SETTINGS["lstm"], *EVERY_EPOCH_SET]
+              "--ckpt_dir", tmp_path / "ck", "--device", "cpu", "--set", *TINY_SETTINGS["lstm"], *EVERY_EPOCH_SET,
+              "training.ema_steps=5"]
     run_script(REPO_SCRIPT("lstm", "train.py"), "--epochs", 1, *common)
     last = torch.load(tmp_path / "ck" / "lstm" / "last.pt", weights_only=True)
     assert last["state"]["step"] > 0
@@ -93,6 +94,7 @@ def test_resume_continues_where_it_stopped(tiny_text, tmp_path):
     last = torch.load(tmp_path / "ck" / "lstm" / "last.pt", weights_only=True)
     assert last["state"]["step"] == 3 * first_steps
     assert [round(h["epoch"]) for h in last["state"]["history"]] == [1, 2, 3]
+    assert last["average"]["updates"] == 3 * first_steps     # the weight average went on where it stopped
 
 
 def test_max_minutes_stops_and_saves(tiny_text, tmp_path):
@@ -378,3 +380,28 @@ def test_each_shipped_config_records_every_setting_it_was_trained_with(arch):
     assert shipped["training"]["patience"] == 0  # trained to the end of the budget: make train-text passes --patience 0
     script = (REPO / "scripts" / "train_text_models.sh").read_text()
     assert "--patience 0" in script and '--max_minutes "$MINUTES"' in script
+
+
+def test_weight_average_is_a_moving_average_swapped_in_for_evaluation():
+    from exercise1.training import WeightAverage
+    model = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.zero_()
+    average = WeightAverage(model, steps=4)                  # decay 1 - 1/4, lower over the first updates
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    average.update()                                         # decay min(0.75, 2/11): 0 -> 9/11 of the way to 1
+    assert torch.allclose(average.average[0], torch.full((1, 2), 9 / 11))
+    for _ in range(200):
+        average.update()
+    assert torch.allclose(average.average[0], torch.ones(1, 2))
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    average.update()                                         # decay 0.75 now: 1 -> 1.5
+    with average.swapped():
+        assert torch.allclose(model.weight, torch.full((1, 2), 1.5))
+    assert torch.allclose(model.weight, torch.full((1, 2), 3.0))  # the trained weights are back
+    saved = average.state_dict()
+    other = WeightAverage(model, steps=4)
+    other.load_state_dict(saved)
+    assert other.updates == 202 and torch.allclose(other.average[0], average.average[0])

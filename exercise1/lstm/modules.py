@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 
 class CharLSTM(nn.Module):
@@ -13,9 +14,13 @@ class CharLSTM(nn.Module):
 
     max_context = None  # the state carries the whole past
 
-    def __init__(self, d_one_hot: int, d_lstm: int = 512, num_lstm_layers: int = 1, dropout: float = 0.0):
+    def __init__(self, d_one_hot: int, d_lstm: int = 512, num_lstm_layers: int = 1, dropout: float = 0.0,
+                 weight_drop: float = 0.0):
         super().__init__()
+        if not 0 <= weight_drop < 1:
+            raise ValueError(f"model.weight_drop must lie in [0, 1), got {weight_drop!r}")
         self.d_one_hot = d_one_hot
+        self.weight_drop = weight_drop
         self.lstm = nn.LSTM(d_one_hot, d_lstm, num_lstm_layers, batch_first=True,
                             dropout=dropout if num_lstm_layers > 1 else 0.0)
         self.drop = nn.Dropout(dropout)
@@ -24,14 +29,21 @@ class CharLSTM(nn.Module):
     @classmethod
     def from_config(cls, model_cfg: dict, d_one_hot: int) -> "CharLSTM":
         return cls(d_one_hot, model_cfg.get("d_lstm", 512), model_cfg.get("num_lstm_layers", 1),
-                   model_cfg.get("dropout", 0.0))
+                   model_cfg.get("dropout", 0.0), model_cfg.get("weight_drop", 0.0))
 
     def context_description(self) -> str:
         return "unbounded (recurrent state)"
 
     def forward(self, idx: torch.Tensor, state=None):
         x = F.one_hot(idx, self.d_one_hot).float()  # [B, T, V]
-        h, state = self.lstm(x, state)               # [B, T, d_lstm]
+        if self.training and self.weight_drop > 0:
+            # DropConnect on the recurrent weights (AWD-LSTM, Merity et al. 2018): one mask per batch,
+            # the same at every time step, so the recurrence itself is regularised
+            weights = {name: F.dropout(w, self.weight_drop) if name.startswith("weight_hh") else w
+                       for name, w in self.lstm.named_parameters()}
+            h, state = functional_call(self.lstm, weights, (x, state))
+        else:
+            h, state = self.lstm(x, state)           # [B, T, d_lstm]
         return self.head(self.drop(h)), state        # [B, T, V]
 
     @torch.no_grad()

@@ -35,18 +35,31 @@ class CausalConv1d(nn.Conv1d):
 
 
 class TemporalBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, dilation: int, dropout: float):
+    """Two causal convolutions and a residual connection. `gated`: each convolution gives twice the
+    channels and tanh(a) * sigmoid(b) of the two halves instead of ReLU (WaveNet's gated activation, van
+    den Oord et al. 2016), so each unit can scale what it passes on."""
+
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, dilation: int, dropout: float, gated: bool = False):
         super().__init__()
-        self.conv1 = CausalConv1d(c_in, c_out, kernel_size, dilation)
-        self.conv2 = CausalConv1d(c_out, c_out, kernel_size, dilation)
+        self.gated = gated
+        width = 2 * c_out if gated else c_out
+        self.conv1 = CausalConv1d(c_in, width, kernel_size, dilation)
+        self.conv2 = CausalConv1d(c_out, width, kernel_size, dilation)
         self.drop = nn.Dropout(dropout)
         self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def activate(self, h: torch.Tensor) -> torch.Tensor:
+        """ReLU, or the gate over the two halves of the channels (dimension 1 of [B, C, T] and of [B, C])."""
+        if not self.gated:
+            return F.relu(h)
+        a, b = h.chunk(2, dim=1)
+        return torch.tanh(a) * torch.sigmoid(b)
 
     def forward(self, x: torch.Tensor, cache=None):
         c1, c2 = cache if cache is not None else (None, None)
         h, c1 = self.conv1(x, c1)
-        h, c2 = self.conv2(self.drop(F.relu(h)), c2)
-        return F.relu(self.drop(F.relu(h)) + self.skip(x)), (c1, c2)
+        h, c2 = self.conv2(self.drop(self.activate(h)), c2)
+        return F.relu(self.drop(self.activate(h)) + self.skip(x)), (c1, c2)
 
 
 class CharTCN(nn.Module):
@@ -55,20 +68,24 @@ class CharTCN(nn.Module):
 
     max_context = None  # bounded by the receptive field, but the queues slide: no re-encoding needed
 
-    def __init__(self, d_one_hot: int, channels=(128,) * 6, kernel_size: int = 3, dropout: float = 0.0):
+    def __init__(self, d_one_hot: int, channels=(128,) * 6, kernel_size: int = 3, dropout: float = 0.0,
+                 activation: str = "relu"):
         super().__init__()
+        if activation not in ("relu", "gated"):
+            raise ValueError(f"model.activation must be 'relu' or 'gated', got {activation!r}")
         self.d_one_hot = d_one_hot
         self.kernel_size = kernel_size
         sizes = [d_one_hot, *channels]
         self.blocks = nn.ModuleList(
-            TemporalBlock(sizes[i], sizes[i + 1], kernel_size, 2 ** i, dropout) for i in range(len(channels))
+            TemporalBlock(sizes[i], sizes[i + 1], kernel_size, 2 ** i, dropout, gated=activation == "gated")
+            for i in range(len(channels))
         )
         self.head = nn.Conv1d(sizes[-1], d_one_hot, 1)
 
     @classmethod
     def from_config(cls, model_cfg: dict, d_one_hot: int) -> "CharTCN":
         return cls(d_one_hot, tuple(model_cfg.get("channels", [128] * 6)), model_cfg.get("kernel_size", 3),
-                   model_cfg.get("dropout", 0.0))
+                   model_cfg.get("dropout", 0.0), model_cfg.get("activation", "relu"))
 
     @property
     def receptive_field(self) -> int:
@@ -98,9 +115,9 @@ class CharTCN(nn.Module):
         new_state = []
         for block, (c1, c2) in zip(self.blocks, state):
             h, c1 = block.conv1.step(x, c1)
-            h, c2 = block.conv2.step(h.relu_(), c2)
+            h, c2 = block.conv2.step(block.activate(h), c2)
             skip = (x if isinstance(block.skip, nn.Identity)
                     else F.linear(x, block.skip.weight[:, :, 0], block.skip.bias))
-            x = (h.relu_() + skip).relu_()                           # [B, C_i]
+            x = (block.activate(h) + skip).relu_()                   # [B, C_i]
             new_state.append((c1, c2))
         return F.linear(x, self.head.weight[:, :, 0], self.head.bias)[:, None], new_state  # [B, 1, V]
