@@ -140,6 +140,8 @@ def _blend(key: str, small, large, t: float):
         value = small + t * (large - small)
     if isinstance(small, int) and isinstance(large, int):
         step = ROUND_TO.get(key, 1)
+        if min(small, large) == 0:  # a setting off at one end (e.g. ema_steps 300 -> 0) may round to off
+            return int(round(value / step)) * step
         return max(step, int(round(value / step)) * step)
     return round(value, 4)
 

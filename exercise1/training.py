@@ -167,12 +167,18 @@ class RunRecord:
                        self.folder / "run.json")
 
 
+def with_model_defaults(model_cfg: dict) -> dict:
+    """A model config with the settings added later filled in at their defaults, so a run started before
+    they existed still resumes (weight drop and the TCN's activation)."""
+    return {"weight_drop": 0.0, "activation": "relu", **model_cfg}
+
+
 def resume_state(record: RunRecord, arch: str, config: dict, alphabet, model, opt, gen, average) -> dict:
     """Model, optimiser, weight average and sampler state from last.pt; the run's state dict."""
     if not record.last_path.is_file():
         raise UserError(f"--resume: {record.last_path} does not exist; train without --resume first")
     ck = load_checkpoint(record.last_path)
-    if ck.get("arch") != arch or ck["config"]["model"] != config["model"]:
+    if ck.get("arch") != arch or with_model_defaults(ck["config"]["model"]) != with_model_defaults(config["model"]):
         raise UserError(f"--resume: {record.last_path} was trained with other model settings "
                         f"({ck.get('arch')}, {ck['config']['model']}); use another --name")
     if list(ck["alphabet"]) != alphabet.tolist():

@@ -6,19 +6,20 @@
 #   SEEDS="0 1 2" bash scripts/chapter_runs.sh     three seeds of each (the spread over seeds); THREADS=1 for one thread
 #   KIND=name                                       label of the runs and result files (default size_rule)
 #   NAME=name                                       name of the prepared text (default chapter; e.g. mid for a 330k text)
-#   SET="training.ema_steps=100 ..."                extra --set entries for every run (a lever under test)
+#   SET="training.ema_steps=100 ..."                extra --set entries for every run (a lever under test;
+#                                                   one entry per word, no spaces inside a value)
 # Writes outputs/<NAME>_runs/<kind>_<arch>/ and report/results/text/<NAME>/<kind>_<arch>.json; with
 # SEEDS, outputs/<NAME>_runs/<kind>_<arch>_s<seed>/ and report/results/text/<NAME>_seeds/. Also the text's
 # Kneser-Ney ladder, report/results/text/ngram_ladder_<NAME>.json.
 set -euo pipefail
-if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then sed -n '2,12p' "$0" | cut -c3-; exit 0; fi
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then sed -n '2,13p' "$0" | cut -c3-; exit 0; fi
 cd "$(dirname "$0")/.."
 TEXT=${1:-data/chapter.txt}
 NAME=${NAME:-chapter}
 PY=${PYTHON:-.venv/bin/python}
 KIND=${KIND:-size_rule}
 EXTRA=()
-SETS=(${SET:-})
+set -f; SETS=(${SET:-}); set +f  # split on spaces only: no glob expansion of [..] values
 if [ -n "${NOVEL_SETTINGS:-}" ]; then KIND=novel_settings; SETS+=(small_text.chars=0); fi
 if [ ${#SETS[@]} -gt 0 ]; then EXTRA=(--set "${SETS[@]}"); fi
 export PYTHONUNBUFFERED=1
