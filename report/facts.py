@@ -119,7 +119,7 @@ def text_facts(sweeps: dict) -> dict:
 def lr_brackets(folder: Path) -> dict:
     """Per architecture, the learning-rate bracket at equal steps (<folder>/lr_bracket_<arch>.json, written
     by scripts/lr_bracket.py): the cells by rate (mean and std over the seeds each has), the best rate by
-    the mean of the seeded cells, whether it lies inside the rates tried, and the gap to the runner-up
+    the mean of the seeded cells, whether it lies inside the rates tried (bracketed), and the gap to the runner-up
     with twice their pooled std (the noise threshold of a difference)."""
     out = {}
     for arch in ARCHS:
@@ -131,7 +131,7 @@ def lr_brackets(folder: Path) -> dict:
         seeded = sorted((c for c in cells if c["std"] is not None), key=lambda c: c["mean"])
         rates = [c["learning_rate"] for c in cells]
         row = {"size": result["size"], "epochs": result["epochs"], "steps": cells[0]["steps"], "cells": cells,
-               "bracketed": result["bracketed"], "rates": rates}
+               "rates": rates}
         if len(seeded) >= 2:
             best, second = seeded[0], seeded[1]
             pooled = float(np.sqrt((best["std"] ** 2 + second["std"] ** 2) / 2))
@@ -144,17 +144,16 @@ def lr_brackets(folder: Path) -> dict:
 def lever_runs(folder: Path) -> dict:
     """The levers tried on the chapter with seed 0 (<folder>/<lever>_<arch>_s0.json, written by KIND=<lever>
     SET="..." SEEDS=0 scripts/chapter_runs.sh): per run its architecture, best held-out bpc, the training
-    minutes until it stopped, how it stopped and the --set entries it was run with."""
+    minutes until it stopped, how it stopped (None: stopped by hand), and the train and held-out bpc of its
+    last evaluation."""
     out = {}
     for path in sorted(folder.glob("*_s[0-9]*.json")):
         run = read_json(path)
         stem = path.stem.rsplit("_s", 1)[0]
         lever, arch = stem.rsplit("_", 1)
-        note = run.get("note", "")
         ended = run.get("ended") or {}
         out[path.stem] = {"lever": lever, "arch": arch, "best_bpc": run["best"]["val_bpc"],
                           "end_minutes": ended.get("minutes", run["curve"][-1]["minutes"]),
-                          "stopped": ended.get("stopped"), "steps": run["curve"][-1]["step"],
-                          "end_train_bpc": run["curve"][-1]["train_bpc"], "end_val_bpc": run["curve"][-1]["val_bpc"],
-                          "set": note.split("--set ", 1)[1].split(")", 1)[0] if "--set " in note else ""}
+                          "stopped": ended.get("stopped"),
+                          "end_train_bpc": run["curve"][-1]["train_bpc"], "end_val_bpc": run["curve"][-1]["val_bpc"]}
     return out

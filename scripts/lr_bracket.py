@@ -13,7 +13,7 @@ cell reached; the same on any host), at the sweep's best size:
 Every run is an ordinary `exercise1/<arch>/train.py` call (patience 0: the whole budget), resumable
 like the sweep's. Writes <out>/lr_bracket_<arch>.json and <out>/lr_bracket.png.
 
-  python scripts/lr_bracket.py                                  # all three (~45 min on 2 CPU cores)
+  python scripts/lr_bracket.py                                  # all three: 27 runs of 3 to 7 min on one thread
   python scripts/lr_bracket.py --archs lstm --seeds 1 2 --threads 1
 """
 from __future__ import annotations
