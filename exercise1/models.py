@@ -5,12 +5,14 @@ new state; `max_context` is None or the longest sequence it accepts. ARCHITECTUR
 """
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from exercise1.config import TRAINING_DEFAULTS as TRAINING_KEYS
 from exercise1.lstm.modules import CharLSTM
 from exercise1.tcn.modules import CharTCN
 from exercise1.transformer.modules import CharTransformer
@@ -33,6 +35,25 @@ def read_config(path: str | Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise UserError(f"{path} is not valid JSON: {err}") from None
+
+
+COMMON_MODEL_KEYS = ("name", "d_one_hot")  # every architecture: the run's name, the alphabet size
+
+
+def check_model_keys(arch: str, config: dict) -> None:
+    """A UserError for a model.* (or small_text.model.*) key the architecture does not read, so a typo
+    or a setting of another architecture (weight_drop on a TCN) is not silently ignored."""
+    known = (*COMMON_MODEL_KEYS, *ARCHITECTURES[arch].config_keys)
+    for where, section in (("model", config.get("model") or {}), ("small_text.model",
+                                                                  (config.get("small_text") or {}).get("model") or {})):
+        for key in section:
+            if key in known:
+                continue
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = (f"did you mean {where}.{close[0]}?" if close else
+                    f"did you mean training.{key}?" if key in config.get("training", {}) or key in TRAINING_KEYS
+                    else f"the {arch} reads {', '.join(ARCHITECTURES[arch].config_keys)}")
+            raise UserError(f"{where}.{key} is not a setting of the {arch}: {hint}")
 
 
 def build_model(arch: str, config: dict, d_one_hot: int) -> torch.nn.Module:

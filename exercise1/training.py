@@ -31,7 +31,7 @@ from exercise1.data import load_text_data, random_windows
 from exercise1.evaluation import LN2, evaluate
 from exercise1.generation import generate
 from exercise1.learning import char_kinds, loss_by_kind, sample_statistics, words_of
-from exercise1.models import build_model, count_parameters
+from exercise1.models import build_model, check_model_keys, count_parameters
 from utils.checkpoint import atomic_save, atomic_write_text, load_checkpoint, load_state_dict_float32, write_json
 from utils.device import autocast, device_name, resolve_device, use_bf16
 from utils.distributed import barrier, cleanup, init_distributed, shard, synced_clock
@@ -194,11 +194,29 @@ def resume_state(record: RunRecord, arch: str, config: dict, alphabet, model, op
     return {**new_state(), **ck["state"]}
 
 
+def train_step(net, model: torch.nn.Module, opt, x: torch.Tensor, y: torch.Tensor, grad_clip: float, device,
+               bf16: bool, average: "WeightAverage | None" = None) -> torch.Tensor:
+    """One update: next-character cross-entropy of `net` (the model, or its DDP wrapper) on inputs `x`
+    and targets `y` `[B, T]` under bf16 autocast where asked, the gradient norm of `model` clipped, the
+    optimiser step and the weight average's update. Returns the loss (a tensor, not synchronised)."""
+    with autocast(device, bf16):
+        logits = net(x)[0]
+    loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    if average is not None:
+        average.update()
+    return loss
+
+
 def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False, seed: int = 0,
           fixed=frozenset(), overwrite: bool = False) -> dict:
     """Train `arch` as `config` says (after `training_config`: defaults, size rule, checks) into
     `<ckpt_dir>/<name>/`; return the final metrics. Used by train.py and the tests."""
     config = copy.deepcopy(config)
+    check_model_keys(arch, config)
     dataset = config.get("dataset", {})
     data = load_text_data(repo_path(dataset.get("data_dir", "data")) / dataset.get("name", "text"))
     config, size_line = training_config(config, len(data.train), fixed)
@@ -332,15 +350,7 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
                 group["lr"] = lr
             x, y = random_windows(train_stream, cfg["batch_size"], cfg["seq_len"], gen)
             x, y = shard(x, dist_info).to(device), shard(y, dist_info).to(device)
-            with autocast(device, bf16):
-                logits = ddp_model(x)[0]
-            loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
-            opt.step()
-            if average is not None:
-                average.update()
+            loss = train_step(ddp_model, model, opt, x, y, cfg["grad_clip"], device, bf16, average)
             state["step"] += 1
             # one clock for all ranks (the slowest's): the learning rate and the time budget follow it
             state["elapsed"], stop = synced_clock(state["elapsed"] + time.perf_counter() - t0,

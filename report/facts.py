@@ -96,7 +96,7 @@ def text_facts(sweeps: dict) -> dict:
             "first": {k: rows[0][k] for k in ("epoch", "val_bpc", "sample")},
             "early": {k: mid[k] for k in ("epoch", "val_bpc", "sample")},
             "late": {k: best[k] for k in ("epoch", "val_bpc", "sample")},
-            "end_train_bpc": rows[-1]["train_bpc"], "end_val_bpc": rows[-1]["val_bpc"],
+            "end_train_bpc": rows[-1]["train_bpc"], "end_val_bpc": rows[-1]["val_bpc"], "steps": rows[-1]["step"],
         }
         # the sweep's best cell against the runner-up, at equal steps (the cells ran different numbers
         # of steps in the same minutes)
@@ -154,6 +154,26 @@ def lever_runs(folder: Path) -> dict:
         ended = run.get("ended") or {}
         out[path.stem] = {"lever": lever, "arch": arch, "best_bpc": run["best"]["val_bpc"],
                           "end_minutes": ended.get("minutes", run["curve"][-1]["minutes"]),
-                          "stopped": ended.get("stopped"),
+                          "stopped": ended.get("stopped"), "learning_rate": run["config"]["training"]["learning_rate"],
                           "end_train_bpc": run["curve"][-1]["train_bpc"], "end_val_bpc": run["curve"][-1]["val_bpc"]}
+    return out
+
+
+def retrain_runs(folder: Path) -> dict:
+    """The novel's 10-minute runs behind the retrained shipped models (<folder>/<role>_<arch>[_<tag>].json,
+    written by scripts/save_run_curve.py): "previous" is the model shipped before, "probe" a run of another
+    recipe on the host of the retraining. Per run its architecture, role, recipe (learning rate, dropout,
+    weight drop, weight average), steps and minutes trained, the kept epoch and its held-out bpc, and the
+    train and held-out bpc of the last evaluation (how far it had begun to memorise)."""
+    out = {}
+    for path in sorted(folder.glob("*.json")):
+        run = read_json(path)
+        role, arch = path.stem.split("_")[:2]
+        t, m = run["config"]["training"], run["config"]["model"]
+        last = run["curve"][-1]
+        out[path.stem] = {"arch": arch, "role": role, "learning_rate": t["learning_rate"],
+                          "dropout": m.get("dropout", 0.0), "weight_drop": m.get("weight_drop", 0.0),
+                          "ema_steps": t.get("ema_steps", 0), "steps": last["step"], "minutes": last["minutes"],
+                          "best_bpc": run["best"]["val_bpc"], "best_epoch": run["best"]["epoch"],
+                          "epochs": last["epoch"], "end_train_bpc": last["train_bpc"], "end_val_bpc": last["val_bpc"]}
     return out

@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from facts import (ARCHS, CKPT, REPO, REPORT, RESULTS, chapter_runs, read_json, read_jsonl,  # noqa: E402
-                   lever_runs, lr_brackets, seed_spread, text_facts, text_runs)
+                   lever_runs, lr_brackets, retrain_runs, seed_spread, text_facts, text_runs)
 
 OUT = REPORT / "figures"
 NAMES = {"lstm": "LSTM", "tcn": "TCN", "transformer": "Transformer"}
@@ -132,11 +132,12 @@ def curves_figure() -> None:
 
 
 def runs_figure(runs: dict) -> None:
-    """Held-out bpc per epoch of the other runs of the final budget beside the shipped models."""
+    """Held-out bpc per epoch of the other runs of the final budget beside the models shipped before the
+    retraining (the same rates and host as these runs; report/results/text/retrain/previous_<arch>.json)."""
     fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.7))
     for ax, arch in zip(axes, ("lstm", "tcn")):
-        rows = read_jsonl(CKPT / arch / "metrics.jsonl")
-        ax.plot([r["epoch"] for r in rows], [r["val_bpc"] for r in rows], color="black", lw=2, label="shipped")
+        rows = read_json(RESULTS / "text" / "retrain" / f"previous_{arch}.json")["curve"]
+        ax.plot([r["epoch"] for r in rows], [r["val_bpc"] for r in rows], color="black", lw=2, label="shipped before")
         values = [r["val_bpc"] for r in rows]
         for tag, run in sorted(runs.items()):
             if tag.startswith(arch + "_"):
@@ -356,7 +357,8 @@ def main(out: Path | None = None) -> int:
              "chapter_seeds": seed_spread(RESULTS / "text" / "chapter_seeds"),
              "mid_runs": text_runs(RESULTS / "text" / "mid"),
              "levers": lever_runs(RESULTS / "text" / "chapter" / "levers"),
-             "lr_brackets": lr_brackets(RESULTS / "text")}
+             "lr_brackets": lr_brackets(RESULTS / "text"),
+             "retrain": retrain_runs(RESULTS / "text" / "retrain")}
     if facts["lr_brackets"]:
         bracket_figure(facts["lr_brackets"])
     classifier_figure(read_json(CKPT / "face_attributes" / "summary.json"))

@@ -134,6 +134,11 @@ def test_user_mistakes_give_clear_messages(tiny_text, tmp_path, capsys):
     assert_clean_error(test("--name", "nope", "--ckpt_dir", tmp_path, "--prompt", "a", check=False),
                        "does not exist")
     assert_clean_error(train("--bogus", check=False), "unrecognized arguments")
+    # a model key the architecture does not read (a typo, another architecture's setting) is named, not ignored
+    assert_clean_error(train("--text", tiny_text, "--data_dir", tmp_path / "data", "--set", "model.d_lsmt=16",
+                             check=False), "did you mean model.d_lstm?")
+    assert_clean_error(command(train_main, "tcn")("--text", tiny_text, "--data_dir", tmp_path / "data", "--set",
+                                                  "model.weight_drop=0.3", check=False), "not a setting of the tcn")
     ck = tmp_path / "ck"
     train("--text", tiny_text, "--data_dir", tmp_path / "data", "--epochs", 1, "--batch_size", 8,
                "--seq_len", 32, "--ckpt_dir", ck, "--device", "cpu", "--set", *TINY_SETTINGS["lstm"])
@@ -405,3 +410,15 @@ def test_weight_average_is_a_moving_average_swapped_in_for_evaluation():
     other = WeightAverage(model, steps=4)
     other.load_state_dict(saved)
     assert other.updates == 202 and torch.allclose(other.average[0], average.average[0])
+
+
+def test_step_cost_times_every_variant_against_the_plain_step(tmp_path):
+    """scripts/step_cost.py times the loop's own train_step with and without each regulariser; the plain
+    step is the unit, and the LSTM also gets its weight drop."""
+    out = tmp_path / "cost.json"
+    run_script(REPO / "scripts/step_cost.py", "--archs", "lstm", "--repeats", "1", "--steps", "1", "--threads", "1",
+               "--out", out)
+    cost = json.loads(out.read_text())["archs"]["lstm"]
+    assert set(cost) == {"plain", "dropout 0.1", "dropout 0.2", "weight average 200", "weight drop 0.2"}
+    assert cost["plain"]["relative"] == 1.0
+    assert all(v["seconds_per_step"] > 0 for v in cost.values())

@@ -67,6 +67,7 @@ class CharTCN(nn.Module):
     convolution's input queue (None = start of a sequence)."""
 
     max_context = None  # bounded by the receptive field, but the queues slide: no re-encoding needed
+    config_keys = ("channels", "kernel_size", "dropout", "activation", "dimensions")  # model.* keys from_config reads
 
     def __init__(self, d_one_hot: int, channels=(128,) * 6, kernel_size: int = 3, dropout: float = 0.0,
                  activation: str = "relu"):
@@ -84,6 +85,9 @@ class CharTCN(nn.Module):
 
     @classmethod
     def from_config(cls, model_cfg: dict, d_one_hot: int) -> "CharTCN":
+        if model_cfg.get("dimensions", 1) != 1:  # the course template's key: convolutions along time only
+            raise ValueError(f"model.dimensions must be 1 (one-dimensional convolutions along the text), "
+                             f"got {model_cfg['dimensions']!r}")
         return cls(d_one_hot, tuple(model_cfg.get("channels", [128] * 6)), model_cfg.get("kernel_size", 3),
                    model_cfg.get("dropout", 0.0), model_cfg.get("activation", "relu"))
 

@@ -143,6 +143,9 @@ class CharTransformer(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
+    config_keys = ("d_model", "n_heads", "linear_layer_size", "num_layers", "context_length", "positional_encoding",
+                   "dropout")  # the model.* keys from_config reads
+
     @classmethod
     def from_config(cls, m: dict, d_one_hot: int) -> "CharTransformer":
         return cls(d_one_hot, m.get("d_model", 256), m.get("n_heads", 8), m.get("linear_layer_size", 512),

@@ -1,0 +1,98 @@
+"""What a regulariser costs per training step: each text architecture at its novel configuration
+(exercise1/<arch>/config.json, the size rule off), one training step at the config's batch and window
+size with and without a setting, the variants alternated in one process so that a busy host slows all
+of them alike; medians over the repeats.
+
+    python scripts/step_cost.py --threads 2 --out report/results/text/step_cost.json
+
+Default variants: dropout 0.1 and 0.2 for all three, the LSTM's weight drop 0.2 and a weight average
+over 200 steps. A regulariser that doubles the step time halves the steps a time budget allows, so on
+a short budget it has to pay for that before it helps.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from exercise1.models import ARCHITECTURES, build_model, default_config_path, read_config  # noqa: E402
+from exercise1.training import WeightAverage, train_step  # noqa: E402
+from utils.arguments import positive_int  # noqa: E402
+from utils.checkpoint import write_json  # noqa: E402
+from utils.device import device_name, resolve_device, use_bf16  # noqa: E402
+from utils.errors import cli  # noqa: E402
+from utils.progress import progress  # noqa: E402
+
+VARIANTS = {  # name -> (model.* settings, weight-average steps)
+    "plain": ({"dropout": 0.0}, 0),
+    "dropout 0.1": ({"dropout": 0.1}, 0),
+    "dropout 0.2": ({"dropout": 0.2}, 0),
+    "weight average 200": ({"dropout": 0.0}, 200),
+}
+LSTM_ONLY = {"weight drop 0.2": ({"dropout": 0.0, "weight_drop": 0.2}, 0)}
+
+
+def trainer(arch: str, model_settings: dict, ema_steps: int, vocab: int, device, bf16: bool):
+    """A function that runs one training step of `arch` (the loop's own `train_step`: bf16 autocast where
+    native, cross-entropy, clipping, AdamW, the weight average) on a random batch of the config's shape."""
+    config = read_config(default_config_path(arch))
+    config["model"].update({"weight_drop": 0.0} if arch == "lstm" else {}, **model_settings)
+    t = config["training"]
+    model = build_model(arch, config, vocab).to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=t["learning_rate"], weight_decay=t["weight_decay"])
+    average = WeightAverage(model, ema_steps) if ema_steps else None
+    x = torch.randint(0, vocab, (t["batch_size"], t["seq_len"] + 1), device=device)
+
+    def step():
+        train_step(model, model, opt, x[:, :-1], x[:, 1:], t["grad_clip"], device, bf16, average)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return step
+
+
+@cli
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--archs", nargs="+", default=list(ARCHITECTURES), choices=list(ARCHITECTURES))
+    p.add_argument("--repeats", type=positive_int, default=5, help="timed rounds (each variant one step per round)")
+    p.add_argument("--steps", type=positive_int, default=3, help="steps per variant and round")
+    p.add_argument("--threads", type=positive_int, default=2)
+    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--out", default="outputs/step_cost.json")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    device = resolve_device(args.device)
+    bf16 = use_bf16(device, "auto")
+    vocab = 47
+    result = {"host": device_name(device), "threads": args.threads, "bf16": bf16, "repeats": args.repeats,
+              "steps_per_round": args.steps, "archs": {}}
+    for arch in args.archs:
+        variants = {**VARIANTS, **(LSTM_ONLY if arch == "lstm" else {})}
+        steps = {name: trainer(arch, settings, ema, vocab, device, bf16) for name, (settings, ema) in variants.items()}
+        for step in steps.values():  # warm-up: kernels chosen, memory allocated
+            step()
+        times = {name: [] for name in steps}
+        for _ in progress(range(args.repeats), desc=f"{arch} step cost", unit="round"):
+            for name, step in steps.items():
+                t0 = time.perf_counter()
+                for _ in range(args.steps):
+                    step()
+                times[name].append((time.perf_counter() - t0) / args.steps)
+        base = statistics.median(times["plain"])
+        result["archs"][arch] = {name: {"seconds_per_step": statistics.median(v), "relative": statistics.median(v) / base}
+                                 for name, v in times.items()}
+        print(arch + ": " + ", ".join(f"{n} {r['seconds_per_step']:.3f} s ({r['relative']:.2f}x)"
+                                      for n, r in result["archs"][arch].items()))
+    write_json(result, args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
