@@ -161,19 +161,18 @@ def lever_runs(folder: Path) -> dict:
 
 def retrain_runs(folder: Path) -> dict:
     """The novel's 10-minute runs behind the retrained shipped models (<folder>/<role>_<arch>[_<tag>].json,
-    written by scripts/save_run_curve.py): "previous" is the model shipped before, "probe" a run of another
-    recipe on the host of the retraining. Per run its architecture, role, recipe (learning rate, dropout,
-    weight drop, weight average), steps and minutes trained, the kept epoch and its held-out bpc, and the
-    train and held-out bpc of the last evaluation (how far it had begun to memorise)."""
+    written by scripts/save_run_curve.py; the report finds a run by its file name): "previous" is the model
+    shipped before, "probe" a run of another recipe on the host of the retraining. Per run its recipe
+    (learning rate, dropout, weight drop, weight average), the steps trained, the kept epoch and its
+    held-out bpc, and the train and held-out bpc of the last evaluation (how far it had begun to memorise)."""
     out = {}
     for path in sorted(folder.glob("*.json")):
         run = read_json(path)
-        role, arch = path.stem.split("_")[:2]
         t, m = run["config"]["training"], run["config"]["model"]
         last = run["curve"][-1]
-        out[path.stem] = {"arch": arch, "role": role, "learning_rate": t["learning_rate"],
+        out[path.stem] = {"learning_rate": t["learning_rate"],
                           "dropout": m.get("dropout", 0.0), "weight_drop": m.get("weight_drop", 0.0),
-                          "ema_steps": t.get("ema_steps", 0), "steps": last["step"], "minutes": last["minutes"],
+                          "ema_steps": t.get("ema_steps", 0), "steps": last["step"],
                           "best_bpc": run["best"]["val_bpc"], "best_epoch": run["best"]["epoch"],
                           "epochs": last["epoch"], "end_train_bpc": last["train_bpc"], "end_val_bpc": last["val_bpc"]}
     return out

@@ -60,7 +60,7 @@ def trainer(arch: str, model_settings: dict, ema_steps: int, vocab: int, device,
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--archs", nargs="+", default=list(ARCHITECTURES), choices=list(ARCHITECTURES))
-    p.add_argument("--repeats", type=positive_int, default=5, help="timed rounds (each variant one step per round)")
+    p.add_argument("--repeats", type=positive_int, default=5, help="timed rounds (in each, every variant runs --steps steps)")
     p.add_argument("--steps", type=positive_int, default=3, help="steps per variant and round")
     p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
