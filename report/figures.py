@@ -148,7 +148,7 @@ def runs_figure(runs: dict) -> None:
         ladder_line(ax)
         ax.set_title(f"{NAMES[arch]}: other runs of the same budget")
         ax.set_xlabel("epoch")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False, ncols=3)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False, ncols=2)
     axes[0].set_ylabel("held-out bpc")
     save(fig, "runs.svg")
 
