@@ -24,6 +24,11 @@ TRAINING_DEFAULTS = {
     # the weights evaluated, kept and annealed are an exponential moving average of the trained ones
     # over about this many steps (decay 1 - 1/ema_steps; 0 = off, the raw weights)
     "ema_steps": 0,
+    # truncated backpropagation through time on contiguous lanes: the text cut into batch_size lanes,
+    # step j of an epoch takes window j of each lane and starts from the state the previous window left
+    # (LSTM state, TCN queues), so training sees the long context evaluation gives; false = random windows
+    # each starting from an empty state
+    "carry_state": False,
 }
 
 # training.KEY -> (kind, lower bound, whether the bound itself is allowed, what the value means)
@@ -76,6 +81,8 @@ def check_training(cfg: dict) -> None:
                               or math.isinf(limit)):
         raise UserError(f"training.max_minutes must be a number > 0, or null for no time limit (--max_minutes none), "
                         f"got {limit!r}")
+    if not isinstance(cfg.get("carry_state"), bool):
+        raise UserError(f"training.carry_state must be true or false, got {cfg.get('carry_state')!r}")
     if cfg.get("bf16") not in ("auto", True, False):
         raise UserError(f"training.bf16 must be \"auto\", true or false, got {cfg.get('bf16')!r}")
 

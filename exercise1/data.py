@@ -63,3 +63,22 @@ def random_windows(stream: torch.Tensor, batch_size: int, seq_len: int, generato
     offsets = starts[:, None] + torch.arange(seq_len + 1)
     chunk = stream[offsets]  # [B, T+1]
     return chunk[:, :-1], chunk[:, 1:]
+
+
+def lane_windows(stream: torch.Tensor, batch_size: int, seq_len: int, step: int, seed: int):
+    """Window `step` of contiguous lanes (training with carried state): the text is cut into `batch_size`
+    lanes of equal length; each pass over the lanes shifts them all by one offset drawn for that pass
+    (from `seed` and the pass, so a resumed run draws the same), and step j of a pass takes characters
+    j*T .. (j+1)*T of every lane. Returns inputs `[B, T]`, next-character targets `[B, T]`, and whether
+    the window starts a pass (where carried state must start afresh)."""
+    lane = len(stream) // batch_size                            # characters per lane
+    windows = (lane - 1) // seq_len                             # windows per pass (each needs T + 1 characters)
+    if windows < 1:
+        raise UserError(f"training.carry_state: the training text ({len(stream):,} characters) is too short for "
+                        f"{batch_size} lanes of {seq_len}-character windows; lower --batch_size or --seq_len")
+    rounds, j = divmod(step, windows)
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + rounds)
+    offset = int(torch.randint(0, lane - windows * seq_len, (1,), generator=gen))   # the pass reads T*windows + 1
+    starts = torch.arange(batch_size) * lane + offset + j * seq_len
+    chunk = stream[starts[:, None] + torch.arange(seq_len + 1)]  # [B, T+1]
+    return chunk[:, :-1], chunk[:, 1:], j == 0

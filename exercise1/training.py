@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from exercise1.config import training_config
-from exercise1.data import load_text_data, random_windows
+from exercise1.data import lane_windows, load_text_data, random_windows
 from exercise1.evaluation import LN2, evaluate
 from exercise1.generation import generate
 from exercise1.learning import char_kinds, loss_by_kind, sample_statistics, words_of
@@ -195,12 +195,14 @@ def resume_state(record: RunRecord, arch: str, config: dict, alphabet, model, op
 
 
 def train_step(net, model: torch.nn.Module, opt, x: torch.Tensor, y: torch.Tensor, grad_clip: float, device,
-               bf16: bool, average: "WeightAverage | None" = None) -> torch.Tensor:
+               bf16: bool, average: "WeightAverage | None" = None, state=None):
     """One update: next-character cross-entropy of `net` (the model, or its DDP wrapper) on inputs `x`
     and targets `y` `[B, T]` under bf16 autocast where asked, the gradient norm of `model` clipped, the
-    optimiser step and the weight average's update. Returns the loss (a tensor, not synchronised)."""
+    optimiser step and the weight average's update. `state`: what the previous window left (carried
+    state), None = an empty start. Returns the loss (a tensor, not synchronised) and the model's state
+    after the window, cut from the graph (gradients stop at the window's start)."""
     with autocast(device, bf16):
-        logits = net(x)[0]
+        logits, state = net(x, state)
     loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -208,7 +210,16 @@ def train_step(net, model: torch.nn.Module, opt, x: torch.Tensor, y: torch.Tenso
     opt.step()
     if average is not None:
         average.update()
-    return loss
+    return loss, detached(state)
+
+
+def detached(state):
+    """A model's state (tensors in tuples and lists, or None) cut from the autograd graph."""
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    if isinstance(state, (tuple, list)):
+        return type(state)(detached(s) for s in state)
+    return state
 
 
 def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False, seed: int = 0,
@@ -241,6 +252,9 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
     torch.manual_seed(seed)
     model = build_model(arch, config, len(alphabet)).to(device)
     max_ctx = getattr(model, "max_context", None)
+    if cfg["carry_state"] and not getattr(model, "carries_state", False):
+        raise UserError(f"training.carry_state: the {arch} has no state to carry from one window to the next "
+                        "(it works for the LSTM and the TCN); set it to false")
     if max_ctx is not None and cfg["seq_len"] > max_ctx:
         raise UserError(f"seq_len={cfg['seq_len']} exceeds the model's context_length={max_ctx}")
     decay = [p for p in model.parameters() if p.dim() >= 2]
@@ -339,6 +353,7 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
     bar = progress(total=None if max_seconds else total_steps, initial=state["step"], desc=f"train {name}",
                    unit="step", disable=not dist_info.is_main, dynamic_ncols=True)
     running, n_running = 0.0, 0
+    carried = None  # with carry_state: the state the last window left (a resumed run starts afresh)
     try:
         while not done:
             t0 = time.perf_counter()
@@ -348,9 +363,14 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
                 lr = min(lr, anneal_lr(state["anneal"], state["step"], cfg["learning_rate"] * cfg["min_lr_ratio"]))
             for group in opt.param_groups:
                 group["lr"] = lr
-            x, y = random_windows(train_stream, cfg["batch_size"], cfg["seq_len"], gen)
+            if cfg["carry_state"]:
+                x, y, fresh = lane_windows(train_stream, cfg["batch_size"], cfg["seq_len"], state["step"], seed)
+                carried = None if fresh else carried
+            else:
+                x, y = random_windows(train_stream, cfg["batch_size"], cfg["seq_len"], gen)
             x, y = shard(x, dist_info).to(device), shard(y, dist_info).to(device)
-            loss = train_step(ddp_model, model, opt, x, y, cfg["grad_clip"], device, bf16, average)
+            loss, carried = train_step(ddp_model, model, opt, x, y, cfg["grad_clip"], device, bf16, average,
+                                       carried if cfg["carry_state"] else None)
             state["step"] += 1
             # one clock for all ranks (the slowest's): the learning rate and the time budget follow it
             state["elapsed"], stop = synced_clock(state["elapsed"] + time.perf_counter() - t0,

@@ -97,6 +97,7 @@ def text_facts(sweeps: dict) -> dict:
             "early": {k: mid[k] for k in ("epoch", "val_bpc", "sample")},
             "late": {k: best[k] for k in ("epoch", "val_bpc", "sample")},
             "end_train_bpc": rows[-1]["train_bpc"], "end_val_bpc": rows[-1]["val_bpc"], "steps": rows[-1]["step"],
+            "curve": [[r["epoch"], r["val_bpc"]] for r in rows],  # (epoch, held-out bpc) at every evaluation
         }
         # the sweep's best cell against the runner-up, at equal steps (the cells ran different numbers
         # of steps in the same minutes)
@@ -164,7 +165,9 @@ def retrain_runs(folder: Path) -> dict:
     written by scripts/save_run_curve.py; the report finds a run by its file name): "previous" is the model
     shipped before, "probe" a run of another recipe on the host of the retraining. Per run its recipe
     (learning rate, dropout, weight drop, weight average), the steps trained, the kept epoch and its
-    held-out bpc, and the train and held-out bpc of the last evaluation (how far it had begun to memorise)."""
+    held-out bpc, and the train and held-out bpc of the last evaluation (how far it had begun to memorise);
+    also how the run was bounded (minutes or epochs), its patience and carried state, and how it stopped.
+    The same for the later lever runs on the novel (report/results/text/novel_levers/)."""
     out = {}
     for path in sorted(folder.glob("*.json")):
         run = read_json(path)
@@ -174,5 +177,9 @@ def retrain_runs(folder: Path) -> dict:
                           "dropout": m.get("dropout", 0.0), "weight_drop": m.get("weight_drop", 0.0),
                           "ema_steps": t.get("ema_steps", 0), "steps": last["step"],
                           "best_bpc": run["best"]["val_bpc"], "best_epoch": run["best"]["epoch"],
-                          "epochs": last["epoch"], "end_train_bpc": last["train_bpc"], "end_val_bpc": last["val_bpc"]}
+                          "epochs": last["epoch"], "end_train_bpc": last["train_bpc"], "end_val_bpc": last["val_bpc"],
+                          "carry_state": t.get("carry_state", False), "patience": t.get("patience", 3),
+                          "max_minutes": t.get("max_minutes"), "minutes": last["minutes"],
+                          "stopped": (run.get("ended") or {}).get("stopped"),
+                          "curve": [[e["epoch"], e["val_bpc"]] for e in run["curve"]]}
     return out

@@ -358,7 +358,8 @@ def main(out: Path | None = None) -> int:
              "mid_runs": text_runs(RESULTS / "text" / "mid"),
              "levers": lever_runs(RESULTS / "text" / "chapter" / "levers"),
              "lr_brackets": lr_brackets(RESULTS / "text"),
-             "retrain": retrain_runs(RESULTS / "text" / "retrain")}
+             "retrain": retrain_runs(RESULTS / "text" / "retrain"),
+             "novel_levers": retrain_runs(RESULTS / "text" / "novel_levers")}
     if facts["lr_brackets"]:
         bracket_figure(facts["lr_brackets"])
     classifier_figure(read_json(CKPT / "face_attributes" / "summary.json"))

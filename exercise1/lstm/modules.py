@@ -13,6 +13,7 @@ class CharLSTM(nn.Module):
     time without recomputing the prefix."""
 
     max_context = None  # the state carries the whole past
+    carries_state = True  # training.carry_state: the state after one window starts the next
     config_keys = ("d_lstm", "num_lstm_layers", "dropout", "weight_drop")  # the model.* keys from_config reads
 
     def __init__(self, d_one_hot: int, d_lstm: int = 512, num_lstm_layers: int = 1, dropout: float = 0.0,

@@ -67,6 +67,7 @@ class CharTCN(nn.Module):
     convolution's input queue (None = start of a sequence)."""
 
     max_context = None  # bounded by the receptive field, but the queues slide: no re-encoding needed
+    carries_state = True  # training.carry_state: the state after one window starts the next
     config_keys = ("channels", "kernel_size", "dropout", "activation", "dimensions")  # model.* keys from_config reads
 
     def __init__(self, d_one_hot: int, channels=(128,) * 6, kernel_size: int = 3, dropout: float = 0.0,
