@@ -25,7 +25,7 @@ TRAINING_DEFAULTS = {
     # over about this many steps (decay 1 - 1/ema_steps; 0 = off, the raw weights)
     "ema_steps": 0,
     # truncated backpropagation through time on contiguous lanes: the text cut into batch_size lanes,
-    # step j of an epoch takes window j of each lane and starts from the state the previous window left
+    # step j of a pass over the lanes takes window j of each lane and starts from the state the previous window left
     # (LSTM state, TCN queues), so training sees the long context evaluation gives; false = random windows
     # each starting from an empty state
     "carry_state": False,

@@ -73,9 +73,10 @@ def lane_windows(stream: torch.Tensor, batch_size: int, seq_len: int, step: int,
     the window starts a pass (where carried state must start afresh)."""
     lane = len(stream) // batch_size                            # characters per lane
     windows = (lane - 1) // seq_len                             # windows per pass (each needs T + 1 characters)
-    if windows < 1:
+    if windows < 2:  # one window per lane would leave nothing to carry
         raise UserError(f"training.carry_state: the training text ({len(stream):,} characters) is too short for "
-                        f"{batch_size} lanes of {seq_len}-character windows; lower --batch_size or --seq_len")
+                        f"{batch_size} lanes of at least two {seq_len}-character windows; lower --batch_size or "
+                        f"--seq_len, or set training.carry_state=false")
     rounds, j = divmod(step, windows)
     gen = torch.Generator().manual_seed(seed * 1_000_003 + rounds)
     offset = int(torch.randint(0, lane - windows * seq_len, (1,), generator=gen))   # the pass reads T*windows + 1

@@ -1,6 +1,7 @@
 """The one training loop of the three character models (LSTM, TCN, Transformer).
 
-Batched training on random fixed-length windows of the training lines, AdamW with warm-up and a
+Batched training on random fixed-length windows of the training lines (or, with `carry_state`,
+contiguous lanes whose windows start from the state the previous one left), AdamW with warm-up and a
 cosine schedule, gradient clipping. Every epoch, but at most every `min_eval_steps` steps, the
 held-out loss (nats and bits per character) and a closed-loop sample from a fixed prompt are
 recorded (console, `train_log.txt`, `metrics.jsonl`). After `patience` evaluations without a better
@@ -248,6 +249,8 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
     if len(train_stream) < cfg["seq_len"] + 1:
         raise UserError(f"the training text ({len(train_stream):,} characters) is shorter than seq_len + 1 = "
                         f"{cfg['seq_len'] + 1}: lower --seq_len")
+    if cfg["carry_state"]:
+        lane_windows(train_stream, cfg["batch_size"], cfg["seq_len"], 0, seed)  # too short for the lanes: say so now
 
     torch.manual_seed(seed)
     model = build_model(arch, config, len(alphabet)).to(device)
@@ -353,7 +356,7 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
     bar = progress(total=None if max_seconds else total_steps, initial=state["step"], desc=f"train {name}",
                    unit="step", disable=not dist_info.is_main, dynamic_ncols=True)
     running, n_running = 0.0, 0
-    carried = None  # with carry_state: the state the last window left (a resumed run starts afresh)
+    carried = None  # with carry_state: the state the last window left (a resumed run starts its pass afresh)
     try:
         while not done:
             t0 = time.perf_counter()
@@ -369,8 +372,11 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
             else:
                 x, y = random_windows(train_stream, cfg["batch_size"], cfg["seq_len"], gen)
             x, y = shard(x, dist_info).to(device), shard(y, dist_info).to(device)
-            loss, carried = train_step(ddp_model, model, opt, x, y, cfg["grad_clip"], device, bf16, average,
-                                       carried if cfg["carry_state"] else None)
+            loss, left = train_step(ddp_model, model, opt, x, y, cfg["grad_clip"], device, bf16, average,
+                                    carried if cfg["carry_state"] else None)
+            # kept only where it is carried; it is carried through the anneal's reload of the best weights
+            # (then computed by the weights before it) until the pass ends
+            carried = left if cfg["carry_state"] else None
             state["step"] += 1
             # one clock for all ranks (the slowest's): the learning rate and the time budget follow it
             state["elapsed"], stop = synced_clock(state["elapsed"] + time.perf_counter() - t0,

@@ -430,35 +430,57 @@ def test_step_cost_times_every_variant_against_the_plain_step(tmp_path):
     assert all(v["seconds_per_step"] > 0 for v in cost.values())
 
 
-def test_lanes_are_contiguous_windows_and_carried_state_continues_the_text(tiny_text, tmp_path):
+def test_lanes_are_contiguous_windows_and_carried_state_continues_the_text(tiny_text, tmp_path, monkeypatch):
+    import exercise1.training as training
     from exercise1.data import lane_windows
     from exercise1.models import build_model
     from exercise1.training import detached
+    text = torch.arange(1000)  # a character's value is its position: windows show where they read
+    steps = [lane_windows(text, 4, 30, step, seed=3) for step in range(16)]  # (250 - 1) // 30 = 8 windows per pass
+    for step, (x, y, fresh) in enumerate(steps):
+        assert fresh == (step % 8 == 0) and torch.equal(y, x + 1)           # targets: the next character
+        for b in range(4):                                                   # every window inside its own lane
+            assert 250 * b <= int(x[b].min()) and int(y[b].max()) < 250 * (b + 1), (step, b)
+        if step % 8:                                                         # continues the lane's last window
+            assert torch.equal(x[:, 0], steps[step - 1][0][:, -1] + 1), step
+    for start in (0, 8):                                                     # each pass: one offset for all lanes
+        offset = steps[start][0][:, 0] - 250 * torch.arange(4)
+        assert len(set(offset.tolist())) == 1 and 0 <= int(offset[0]) < 250 - 8 * 30
+    with pytest.raises(UserError, match="too short"):
+        lane_windows(torch.arange(100), 4, 30, 0, seed=0)                   # one window per lane: nothing to carry
+    # the state a window leaves, carried into the next, gives the outputs of one pass over both; cut from the graph
     stream = torch.arange(1000) % 47
-    steps = []
-    for step in range(12):  # (1000 // 4 - 1) // 30 = 8 windows per pass: a second pass starts at step 8
-        steps.append(lane_windows(torch.arange(1000), 4, 30, step, seed=3))
-    for j in range(1, 8):   # window j of a lane starts where window j - 1 ended; targets are inputs shifted by one
-        assert torch.equal(steps[j][0][:, 0], steps[j - 1][0][:, -1] + 1) and not steps[j][2]
-        assert torch.equal(steps[j][1], steps[j][0] + 1)
-    assert steps[0][2] and steps[8][2] and torch.all(steps[0][0][1:, 0] - steps[0][0][:-1, 0] == 250)
-    assert lane_windows(torch.arange(1000), 4, 30, 8, seed=3)[0].equal(steps[8][0])  # a resumed run draws the same
-    assert int(max(s[1].max() for s in steps)) < 1000
-    # the state a window leaves, carried into the next, gives the outputs of one pass over both windows
     for arch in ("lstm", "tcn"):
         model = build_model(arch, tiny_config(arch, tmp_path), 47).eval()
         x = stream[None, :64]
         whole = model(x)[0]
         first, state = model(x[:, :32])
-        second = model(x[:, 32:], detached(state))[0]
+        cut = detached(state)
+        flat = list(cut) if arch == "lstm" else [t for pair in cut for t in pair]
+        assert flat and all(not t.requires_grad for t in flat), arch
+        second = model(x[:, 32:], cut)[0]
         assert torch.allclose(torch.cat([first, second], 1), whole, atol=1e-5), arch
-    with pytest.raises(UserError, match="too short"):
-        lane_windows(torch.arange(100), 4, 30, 0, seed=0)
-    # training with carried state runs, and the Transformer, which has no state to carry, says so
+    # the loop: a state starts empty exactly where a pass starts and is carried everywhere else
     txt_to_numpy(tiny_text, tmp_path / "data")
-    for arch in ("lstm", "tcn"):
-        final = train(arch, tiny_config(arch, tmp_path / "data", epochs=3, carry_state=True), ckpt_dir=tmp_path / "ck")
+    handed = []
+    real_step = training.train_step
+
+    def spy(*args, **kwargs):
+        handed.append(args[9] is None)
+        return real_step(*args, **kwargs)
+    monkeypatch.setattr(training, "train_step", spy)
+    n_train = len(load_text_data(tmp_path / "data" / "tiny").train)
+    windows = (n_train // 16 - 1) // 32
+    for arch, extra in (("lstm", {"weight_drop": 0.2}), ("tcn", {})):
+        handed.clear()
+        config = tiny_config(arch, tmp_path / "data", epochs=3, carry_state=True)
+        config["model"].update(extra)                                        # weight drop's path with a state too
+        final = train(arch, config, ckpt_dir=tmp_path / "ck")
         assert math.isfinite(final["best_val_bpc"])
+        assert handed == [step % windows == 0 for step in range(len(handed))] and len(handed) > windows, (arch, handed)
+    handed.clear()
+    train("lstm", tiny_config("lstm", tmp_path / "data", epochs=1), ckpt_dir=tmp_path / "ck2")
+    assert handed and all(handed)                                            # off: every window starts empty
     from exercise1.config import TRAINING_DEFAULTS, check_training
     with pytest.raises(UserError, match="carry_state must be true or false"):
         check_training({**TRAINING_DEFAULTS, "carry_state": "yes"})
