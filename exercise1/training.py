@@ -372,10 +372,9 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
             else:
                 x, y = random_windows(train_stream, cfg["batch_size"], cfg["seq_len"], gen)
             x, y = shard(x, dist_info).to(device), shard(y, dist_info).to(device)
-            loss, left = train_step(ddp_model, model, opt, x, y, cfg["grad_clip"], device, bf16, average,
-                                    carried if cfg["carry_state"] else None)
-            # kept only where it is carried; it is carried through the anneal's reload of the best weights
-            # (then computed by the weights before it) until the pass ends
+            loss, left = train_step(ddp_model, model, opt, x, y, cfg["grad_clip"], device, bf16, average, carried)
+            # kept only where it is carried (None otherwise); it is carried through the anneal's reload of the
+            # best weights (then computed by the weights before it) until the pass ends
             carried = left if cfg["carry_state"] else None
             state["step"] += 1
             # one clock for all ranks (the slowest's): the learning rate and the time budget follow it

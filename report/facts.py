@@ -166,7 +166,7 @@ def retrain_runs(folder: Path) -> dict:
     shipped before, "probe" a run of another recipe on the host of the retraining. Per run its recipe
     (learning rate, dropout, weight drop, weight average), the steps trained, the kept epoch and its
     held-out bpc, and the train and held-out bpc of the last evaluation (how far it had begun to memorise);
-    also how the run was bounded (minutes or epochs), its patience and carried state, and how it stopped.
+    also the minutes it trained, how it stopped and its held-out curve (for comparisons at equal passes).
     The same for the later lever runs on the novel (report/results/text/novel_levers/)."""
     out = {}
     for path in sorted(folder.glob("*.json")):
@@ -178,8 +178,7 @@ def retrain_runs(folder: Path) -> dict:
                           "ema_steps": t.get("ema_steps", 0), "steps": last["step"],
                           "best_bpc": run["best"]["val_bpc"], "best_epoch": run["best"]["epoch"],
                           "epochs": last["epoch"], "end_train_bpc": last["train_bpc"], "end_val_bpc": last["val_bpc"],
-                          "carry_state": t.get("carry_state", False), "patience": t.get("patience", 3),
-                          "max_minutes": t.get("max_minutes"), "minutes": last["minutes"],
+                          "minutes": last["minutes"],
                           "stopped": (run.get("ended") or {}).get("stopped"),
                           "curve": [[e["epoch"], e["val_bpc"]] for e in run["curve"]]}
     return out
