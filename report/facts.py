@@ -70,7 +70,8 @@ def seed_spread(folder: Path) -> dict:
 def text_runs(folder: Path) -> dict:
     """Per kind and architecture, the default runs on a text of another size (<folder>/<kind>_<arch>.json,
     written by NAME=... scripts/chapter_runs.sh): best held-out bpc, the minutes it was reached at and
-    the run stopped at, how it stopped, and the settings the size rule chose."""
+    the run stopped at, how it stopped, the settings the size rule chose, the steps it made and its
+    held-out curve by step (for comparisons at equal steps)."""
     out = {}
     for path in sorted(folder.glob("*.json")):
         run = read_json(path)
@@ -81,7 +82,9 @@ def text_runs(folder: Path) -> dict:
             "best_bpc": run["best"]["val_bpc"], "best_minutes": run["best"]["minutes"],
             "end_minutes": ended.get("minutes", run["curve"][-1]["minutes"]), "stopped": ended.get("stopped"),
             "batch_size": t["batch_size"], "dropout": m.get("dropout", 0.0),
-            "width": m.get("d_lstm") or m.get("d_model") or (m.get("channels") or [0])[0]}
+            "width": m.get("d_lstm") or m.get("d_model") or (m.get("channels") or [0])[0],
+            "weight_decay": t.get("weight_decay", 0.01), "steps": run["curve"][-1]["step"],
+            "curve": [[e["step"], e["val_bpc"]] for e in run["curve"]]}
     return out
 
 
@@ -175,7 +178,8 @@ def retrain_runs(folder: Path) -> dict:
         last = run["curve"][-1]
         out[path.stem] = {"learning_rate": t["learning_rate"],
                           "dropout": m.get("dropout", 0.0), "weight_drop": m.get("weight_drop", 0.0),
-                          "ema_steps": t.get("ema_steps", 0), "steps": last["step"],
+                          "ema_steps": t.get("ema_steps", 0), "weight_decay": t.get("weight_decay", 0.01),
+                          "steps": last["step"],
                           "best_bpc": run["best"]["val_bpc"], "best_epoch": run["best"]["epoch"],
                           "epochs": last["epoch"], "end_train_bpc": last["train_bpc"], "end_val_bpc": last["val_bpc"],
                           "minutes": last["minutes"],
