@@ -83,7 +83,8 @@ def text_runs(folder: Path) -> dict:
             "end_minutes": ended.get("minutes", run["curve"][-1]["minutes"]), "stopped": ended.get("stopped"),
             "batch_size": t["batch_size"], "dropout": m.get("dropout", 0.0),
             "width": m.get("d_lstm") or m.get("d_model") or (m.get("channels") or [0])[0],
-            "weight_decay": t.get("weight_decay", 0.01), "steps": run["curve"][-1]["step"],
+            "weight_decay": t.get("weight_decay", 0.01), "ema_steps": t.get("ema_steps", 0),
+            "steps": run["curve"][-1]["step"],
             "curve": [[e["step"], e["val_bpc"]] for e in run["curve"]]}
     return out
 
