@@ -34,12 +34,14 @@ from utils.progress import progress  # noqa: E402
 
 # Sizes are named S / M / L; everything not named here comes from the architecture's config.json.
 # The sweep and the bracket ran on the recipe before the retraining: the LSTM on one layer without
-# dropout or weight drop, the Transformer without weight averaging (its config.json now ships both).
+# dropout or weight drop, the Transformer without weight averaging, the TCN without averaging and with
+# weight decay 0.01 (their config.json files now ship these).
 ONE_LSTM_LAYER = {"model.num_lstm_layers": 1, "model.dropout": 0.0, "model.weight_drop": 0.0}
 NO_AVERAGE = {"training.ema_steps": 0}
 SIZES = {
     "lstm": {s: {"model.d_lstm": d, **ONE_LSTM_LAYER} for s, d in (("S", 256), ("M", 512), ("L", 1024))},
-    "tcn": {s: {"model.channels": [c] * 6} for s, c in (("S", 128), ("M", 256), ("L", 384))},
+    "tcn": {s: {"model.channels": [c] * 6, **NO_AVERAGE, "training.weight_decay": 0.01}
+            for s, c in (("S", 128), ("M", 256), ("L", 384))},
     "transformer": {s: {"model.d_model": d, "model.linear_layer_size": 4 * d, **NO_AVERAGE}
                     for s, d in (("S", 128), ("M", 192), ("L", 256))},
 }
