@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo bench sweep lr-bracket train-text chapter variants train-vaes classifier analysis-stats report report-results reproduce clean-outputs
+.PHONY: venv test demo bench sweep lr-bracket pe-seeds train-text chapter variants train-vaes classifier analysis-stats report report-results reproduce clean-outputs
 
 venv: $(STAMP)
 $(STAMP): requirements.txt
@@ -86,6 +86,10 @@ sweep: $(STAMP)
 lr-bracket: $(STAMP)
 	$(BIN)/python exercise1/data_preparation.py --text $(TEXT) --name text
 	$(BIN)/python scripts/lr_bracket.py
+# The positional-encoding comparison at equal steps with three seeds (reuses the bracket's learned-position runs)
+pe-seeds: $(STAMP)
+	$(BIN)/python exercise1/data_preparation.py --text $(TEXT) --name text
+	$(BIN)/python scripts/pe_seeds.py
 # Training targets write to runs/ (git-ignored); CKPT_DIR=checkpoints OVERWRITE=1 replaces the shipped models
 # (without OVERWRITE a run refuses a folder that already holds one).
 CKPT_DIR ?= runs

@@ -359,7 +359,9 @@ def main(out: Path | None = None) -> int:
              "levers": lever_runs(RESULTS / "text" / "chapter" / "levers"),
              "lr_brackets": lr_brackets(RESULTS / "text"),
              "retrain": retrain_runs(RESULTS / "text" / "retrain"),
-             "novel_levers": retrain_runs(RESULTS / "text" / "novel_levers")}
+             "novel_levers": retrain_runs(RESULTS / "text" / "novel_levers"),
+             # more seeds of each shipped recipe at the shipped run's passes (scripts/seed_runs.sh)
+             "novel_seeds": retrain_runs(RESULTS / "text" / "novel_seeds")}
     if facts["lr_brackets"]:
         bracket_figure(facts["lr_brackets"])
     classifier_figure(read_json(CKPT / "face_attributes" / "summary.json"))

@@ -5,7 +5,7 @@ of them alike; medians over the repeats.
 
     python scripts/step_cost.py --threads 2 --out report/results/text/step_cost.json
 
-Default variants: dropout 0.1 and 0.2 for all three, the LSTM's weight drop 0.2 and a weight average
+Default variants: dropout 0.1 and 0.2 for all three, the LSTM's weight drop 0.2, the TCN's channel dropout 0.1 and a weight average
 over 200 steps. A regulariser that doubles the step time halves the steps a time budget allows, so on
 a short budget it has to pay for that before it helps.
 """
@@ -36,6 +36,7 @@ VARIANTS = {  # name -> (model.* settings, weight-average steps)
     "weight average 200": ({"dropout": 0.0}, 200),
 }
 LSTM_ONLY = {"weight drop 0.2": ({"dropout": 0.0, "weight_drop": 0.2}, 0)}
+TCN_ONLY = {"channel dropout 0.1": ({"dropout": 0.0, "channel_dropout": 0.1}, 0)}
 
 
 def trainer(arch: str, model_settings: dict, ema_steps: int, vocab: int, device, bf16: bool):
@@ -74,7 +75,7 @@ def main():
     result = {"host": device_name(device), "threads": args.threads, "bf16": bf16, "repeats": args.repeats,
               "steps_per_round": args.steps, "archs": {}}
     for arch in args.archs:
-        variants = {**VARIANTS, **(LSTM_ONLY if arch == "lstm" else {})}
+        variants = {**VARIANTS, **(LSTM_ONLY if arch == "lstm" else {}), **(TCN_ONLY if arch == "tcn" else {})}
         steps = {name: trainer(arch, settings, ema, vocab, device, bf16) for name, (settings, ema) in variants.items()}
         for step in steps.values():  # warm-up: kernels chosen, memory allocated
             step()

@@ -13,6 +13,7 @@ CONFIGS = {
     "lstm": {"d_lstm": 24, "num_lstm_layers": 2},
     "tcn": {"channels": [16, 16, 16], "kernel_size": 3},
     "tcn_gated": {"channels": [16, 16, 16], "kernel_size": 3, "activation": "gated"},
+    "tcn_channeldrop": {"channels": [16, 16, 16], "kernel_size": 3, "channel_dropout": 0.2},
     "transformer": {"d_model": 32, "n_heads": 4, "linear_layer_size": 48, "num_layers": 2, "context_length": 40},
     "transformer_none": {"d_model": 32, "n_heads": 4, "linear_layer_size": 48, "num_layers": 2, "context_length": 40,
                          "positional_encoding": "none"},
@@ -215,3 +216,37 @@ def test_lstm_weight_drop_regularises_the_recurrence_in_training_only():
         plain = torch.nn.functional.linear(model.lstm(torch.nn.functional.one_hot(x, V).float())[0],
                                            model.head.weight, model.head.bias)
         assert torch.allclose(model(x)[0], plain, atol=1e-6), "weight drop changed an evaluation"
+
+
+def test_tcn_channel_dropout_drops_whole_channels_in_training_only():
+    torch.manual_seed(0)
+    cfg = {"channels": [16, 16], "kernel_size": 3}
+    model = build_model("tcn", {"model": {**cfg, "channel_dropout": 0.5}}, V)
+    plain = build_model("tcn", {"model": cfg}, V)
+    plain.load_state_dict(model.state_dict())  # dropout adds no weights: the same model without it
+    seen = {}
+    model.blocks[0].conv2.register_forward_pre_hook(lambda mod, args: seen.update(x=args[0]))
+    x = torch.randint(0, V, (4, 20))
+    model.eval()
+    with torch.no_grad():
+        model(x)
+        kept, seen = seen.pop("x"), {}
+        assert torch.equal(model(x)[0], plain(x)[0]), "channel dropout changed an evaluation"
+        seen.clear()
+        model.train()
+        model(x)
+    dropped = seen["x"]                                    # [B, C, T] after the activation and the dropout
+    active = kept.abs() > 1e-6
+    ratio = torch.where(active, dropped / torch.where(active, kept, 1.0), torch.nan)
+    per_channel = torch.nanmean(ratio, dim=2)              # [B, C]: 0 (dropped) or 1 / (1 - p) = 2 (kept)
+    spread = (torch.where(active, ratio, per_channel[..., None]) - per_channel[..., None]).abs().amax()
+    assert spread < 1e-4, "a channel was dropped at some steps of a window and kept at others"
+    values = per_channel[~per_channel.isnan()]
+    assert ((values - 0).abs() < 1e-4).any() and ((values - 2).abs() < 1e-4).any()
+    assert (((values - 0).abs() < 1e-4) | ((values - 2).abs() < 1e-4)).all()
+
+
+def test_tcn_rejects_a_dropout_rate_outside_0_1():
+    from utils.errors import UserError
+    with pytest.raises(UserError, match="channel_dropout"):
+        build_model("tcn", {"model": {"channels": [8], "channel_dropout": 1.0}}, V)

@@ -37,15 +37,20 @@ class CausalConv1d(nn.Conv1d):
 class TemporalBlock(nn.Module):
     """Two causal convolutions and a residual connection. `gated`: each convolution gives twice the
     channels and tanh(a) * sigmoid(b) of the two halves instead of ReLU (WaveNet's gated activation, van
-    den Oord et al. 2016), so each unit can scale what it passes on."""
+    den Oord et al. 2016), so each unit can scale what it passes on. Dropout after each activation:
+    `dropout` zeroes single values, `channel_dropout` whole channels of a window (spatial dropout,
+    Tompson et al. 2015: one draw per sequence and channel instead of one per value, which on a CPU
+    costs almost nothing where element-wise dropout nearly doubles a step's time)."""
 
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, dilation: int, dropout: float, gated: bool = False):
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, dilation: int, dropout: float, gated: bool = False,
+                 channel_dropout: float = 0.0):
         super().__init__()
         self.gated = gated
         width = 2 * c_out if gated else c_out
         self.conv1 = CausalConv1d(c_in, width, kernel_size, dilation)
         self.conv2 = CausalConv1d(c_out, width, kernel_size, dilation)
-        self.drop = nn.Dropout(dropout)
+        element, channel = nn.Dropout(dropout), nn.Dropout1d(channel_dropout)
+        self.drop = nn.Sequential(element, channel) if channel_dropout else element
         self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def activate(self, h: torch.Tensor) -> torch.Tensor:
@@ -68,18 +73,22 @@ class CharTCN(nn.Module):
 
     max_context = None  # bounded by the receptive field, but the queues slide: no re-encoding needed
     carries_state = True  # training.carry_state: the state after one window starts the next
-    config_keys = ("channels", "kernel_size", "dropout", "activation", "dimensions")  # model.* keys from_config reads
+    config_keys = ("channels", "kernel_size", "dropout", "channel_dropout", "activation", "dimensions")  # model.* keys from_config reads
 
     def __init__(self, d_one_hot: int, channels=(128,) * 6, kernel_size: int = 3, dropout: float = 0.0,
-                 activation: str = "relu"):
+                 activation: str = "relu", channel_dropout: float = 0.0):
         super().__init__()
         if activation not in ("relu", "gated"):
             raise ValueError(f"model.activation must be 'relu' or 'gated', got {activation!r}")
+        for key, rate in (("dropout", dropout), ("channel_dropout", channel_dropout)):
+            if not 0 <= rate < 1:
+                raise ValueError(f"model.{key} must lie in [0, 1), got {rate!r}")
         self.d_one_hot = d_one_hot
         self.kernel_size = kernel_size
         sizes = [d_one_hot, *channels]
         self.blocks = nn.ModuleList(
-            TemporalBlock(sizes[i], sizes[i + 1], kernel_size, 2 ** i, dropout, gated=activation == "gated")
+            TemporalBlock(sizes[i], sizes[i + 1], kernel_size, 2 ** i, dropout, gated=activation == "gated",
+                          channel_dropout=channel_dropout)
             for i in range(len(channels))
         )
         self.head = nn.Conv1d(sizes[-1], d_one_hot, 1)
@@ -90,7 +99,8 @@ class CharTCN(nn.Module):
             raise ValueError(f"model.dimensions must be 1 (one-dimensional convolutions along the text), "
                              f"got {model_cfg['dimensions']!r}")
         return cls(d_one_hot, tuple(model_cfg.get("channels", [128] * 6)), model_cfg.get("kernel_size", 3),
-                   model_cfg.get("dropout", 0.0), model_cfg.get("activation", "relu"))
+                   model_cfg.get("dropout", 0.0), model_cfg.get("activation", "relu"),
+                   model_cfg.get("channel_dropout", 0.0))
 
     @property
     def receptive_field(self) -> int:
