@@ -172,6 +172,11 @@ def fit_to_text(config: dict, n_train_chars: int, fixed=frozenset()) -> tuple[di
                             f"rule off), got {value!r}")
     if not low:
         return config, "size rule: off (the config sets no small_text.chars)"
+    for section in ("model", "training"):
+        for key in rule.get(section) or {}:
+            if key not in config.get(section, {}):  # nothing to interpolate towards: the rule would jump at full_chars
+                raise UserError(f"small_text.{section}.{key} is set but {section}.{key} is not: set both (the size rule "
+                                f"interpolates from the small-text value to the config's own one)")
     high = high or low
     if high < low:
         raise UserError(f"small_text.full_chars ({high:,}) must be at least small_text.chars ({low:,})")
@@ -184,7 +189,7 @@ def fit_to_text(config: dict, n_train_chars: int, fixed=frozenset()) -> tuple[di
     for section in ("model", "training"):
         target = config.setdefault(section, {})
         for key, small in rule.get(section, {}).items():
-            value = _blend(key, small, target.get(key, small), t)
+            value = _blend(key, small, target[key], t)
             if target.get(key) == value:
                 continue
             if f"{section}.{key}" in fixed:

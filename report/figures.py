@@ -356,6 +356,7 @@ def main(out: Path | None = None) -> int:
              "chapter_runs": chapter_runs(RESULTS / "text" / "chapter" / "explore"),
              "chapter_seeds": seed_spread(RESULTS / "text" / "chapter_seeds"),
              "mid_runs": text_runs(RESULTS / "text" / "mid"),
+             "mid_seeds": seed_spread(RESULTS / "text" / "mid_seeds"),  # seeds 1, 2 of today's default on the 330k text
              "levers": lever_runs(RESULTS / "text" / "chapter" / "levers"),
              "lr_brackets": lr_brackets(RESULTS / "text"),
              "retrain": retrain_runs(RESULTS / "text" / "retrain"),

@@ -27,7 +27,7 @@ from scripts.lr_bracket import BRACKETS, cell_name  # noqa: E402
 from scripts.sweep_text import PE_KINDS, PE_LR, PE_SIZE, SIZES, resolve_paths, run_one  # noqa: E402
 from utils.arguments import positive_int  # noqa: E402
 from utils.checkpoint import write_json  # noqa: E402
-from utils.errors import cli  # noqa: E402
+from utils.errors import UserError, cli  # noqa: E402
 from utils.progress import progress  # noqa: E402
 
 
@@ -40,11 +40,16 @@ def main() -> None:
     p.add_argument("--out", default="report/results/text", help="where the JSON summary goes")
     p.add_argument("--threads", type=positive_int, default=2, help="CPU threads per run")
     args = resolve_paths(p.parse_args())
+    if len(set(args.seeds)) < 2:
+        raise UserError("--seeds: give at least two different seeds (the comparison needs a spread over seeds)")
+    args.seeds = sorted(set(args.seeds))
     args.minutes = None
     Path(args.out).mkdir(parents=True, exist_ok=True)
     Path(args.ckpt_dir).mkdir(parents=True, exist_ok=True)
     size, epochs, _ = BRACKETS["transformer"]
-    assert size == PE_SIZE, "the bracket's Transformer cell is no longer the sweep's encoding cell"
+    if size != PE_SIZE:
+        raise UserError(f"the learning-rate bracket's Transformer size ({size}) is no longer the sweep's encoding "
+                        f"cell ({PE_SIZE}): align scripts/lr_bracket.py BRACKETS and scripts/sweep_text.py PE_SIZE")
     runs: dict[str, dict[int, dict]] = {}
     jobs = [(pe, seed) for pe in PE_KINDS for seed in args.seeds]
     for pe, seed in progress(jobs, desc="encodings x seeds", unit="run"):

@@ -241,6 +241,11 @@ def test_size_rule_gives_small_texts_their_settings_and_leaves_flags_alone(tiny_
         fit_to_text({**config, "small_text": {"chars": "many"}}, 10)
     with pytest.raises(UserError, match="below_chars .* was replaced"):
         fit_to_text({**config, "small_text": {"below_chars": 200}}, 10)
+    # a small-text value with no value of the config's own to interpolate towards would jump at full_chars
+    lone = {**config, "small_text": {**config["small_text"], "model": {"channel_dropout": 0.2}}}
+    for n in (10, 100_000):
+        with pytest.raises(UserError, match="small_text.model.channel_dropout is set but model.channel_dropout is not"):
+            fit_to_text(lone, n)
     # through train.py: every shipped config has the rule, the tiny text is small, the flag wins
     for arch in ("lstm", "tcn", "transformer"):
         rule = read_config(default_config_path(arch))["small_text"]
