@@ -22,13 +22,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.sweep_text import SIZES, resolve_paths, run_one  # noqa: E402
-from utils.arguments import positive_int  # noqa: E402
+from scripts.sweep_text import SIZES, mean_std, resolve_paths, run_arguments, run_one  # noqa: E402
 from utils.checkpoint import write_json  # noqa: E402
 from utils.errors import cli  # noqa: E402
 
@@ -49,9 +46,8 @@ def summarise(runs: dict[float, dict[int, dict]]) -> dict:
     cells = {}
     for lr in sorted(runs):
         bpc = {seed: r["best_val_bpc"] for seed, r in sorted(runs[lr].items())}
-        values = list(bpc.values())
-        cells[f"{lr:g}"] = {"learning_rate": lr, "bpc_by_seed": bpc, "mean": float(np.mean(values)),
-                            "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+        mean, std = mean_std(bpc.values())
+        cells[f"{lr:g}"] = {"learning_rate": lr, "bpc_by_seed": bpc, "mean": mean, "std": std,
                             "steps": next(iter(runs[lr].values()))["steps"]}
     return cells
 
@@ -123,11 +119,7 @@ def main() -> None:
     p.add_argument("--archs", nargs="+", default=list(BRACKETS), choices=list(BRACKETS))
     p.add_argument("--seeds", nargs="*", type=int, default=[1, 2], help="more seeds of the best two rates")
     p.add_argument("--max_extra", type=int, default=3, help="rates added at most to bracket the optimum")
-    p.add_argument("--dataset", default="text", help="prepared data set (exercise1/data_preparation.py)")
-    p.add_argument("--data_dir", default="data", help="folder holding prepared data sets")
-    p.add_argument("--ckpt_dir", default="outputs/lr_bracket", help="checkpoints and logs of the runs")
-    p.add_argument("--out", default="report/results/text", help="where the JSON summaries and the figure go")
-    p.add_argument("--threads", type=positive_int, default=2, help="CPU threads per run")
+    run_arguments(p, "outputs/lr_bracket", "where the JSON summaries and the figure go")
     args = resolve_paths(p.parse_args())
     args.minutes = None
     Path(args.out).mkdir(parents=True, exist_ok=True)

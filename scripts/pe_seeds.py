@@ -18,14 +18,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scripts.lr_bracket import BRACKETS, cell_name  # noqa: E402
-from scripts.sweep_text import PE_KINDS, PE_LR, PE_SIZE, SIZES, resolve_paths, run_one  # noqa: E402
-from utils.arguments import positive_int  # noqa: E402
+from scripts.sweep_text import PE_KINDS, PE_LR, PE_SIZE, SIZES, mean_std, resolve_paths, run_arguments, run_one  # noqa: E402
 from utils.checkpoint import write_json  # noqa: E402
 from utils.errors import UserError, cli  # noqa: E402
 from utils.progress import progress  # noqa: E402
@@ -34,11 +31,7 @@ from utils.progress import progress  # noqa: E402
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds of every encoding")
-    p.add_argument("--dataset", default="text", help="prepared data set (exercise1/data_preparation.py)")
-    p.add_argument("--data_dir", default="data", help="folder holding prepared data sets")
-    p.add_argument("--ckpt_dir", default="outputs/lr_bracket", help="checkpoints and logs (the bracket's, to reuse its learned-position runs)")
-    p.add_argument("--out", default="report/results/text", help="where the JSON summary goes")
-    p.add_argument("--threads", type=positive_int, default=2, help="CPU threads per run")
+    run_arguments(p, "outputs/lr_bracket", "where the JSON summary goes")  # the bracket's runs: its learned arm
     args = resolve_paths(p.parse_args())
     if len(set(args.seeds)) < 2:
         raise UserError("--seeds: give at least two different seeds (the comparison needs a spread over seeds)")
@@ -65,9 +58,8 @@ def main() -> None:
     cells = {}
     for pe, by_seed in runs.items():
         bpc = {seed: r["best_val_bpc"] for seed, r in sorted(by_seed.items())}
-        values = list(bpc.values())
-        cells[pe] = {"bpc_by_seed": bpc, "mean": float(np.mean(values)),
-                     "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+        mean, std = mean_std(bpc.values())
+        cells[pe] = {"bpc_by_seed": bpc, "mean": mean, "std": std,
                      "steps": next(iter(by_seed.values()))["steps"], "parameters": next(iter(by_seed.values()))["parameters"],
                      "last_sample_seed0": by_seed[min(by_seed)]["last_sample"]}
     write_json({"size": size, "learning_rate": PE_LR, "epochs": epochs, "dataset": args.dataset,

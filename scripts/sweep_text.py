@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -126,6 +127,21 @@ def plot_heatmap(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def run_arguments(p: argparse.ArgumentParser, ckpt_dir: str, out_help: str) -> None:
+    """The options every experiment script over ordinary train.py runs shares: data, run folders, results, threads."""
+    p.add_argument("--dataset", default="text", help="prepared data set (exercise1/data_preparation.py)")
+    p.add_argument("--data_dir", default="data", help="folder holding prepared data sets")
+    p.add_argument("--ckpt_dir", default=ckpt_dir, help="checkpoints and logs of the runs")
+    p.add_argument("--out", default="report/results/text", help=out_help)
+    p.add_argument("--threads", type=positive_int, default=2, help="CPU threads per run")
+
+
+def mean_std(values) -> tuple[float, float | None]:
+    """Mean and sample std (None for a single value) of the best held-out bpc of several seeds."""
+    values = list(values)
+    return float(sum(values) / len(values)), (statistics.stdev(values) if len(values) > 1 else None)
+
+
 def resolve_paths(args):
     """Make --ckpt_dir, --data_dir and --out absolute once (relative to the working directory where
     they exist there, else to the repository), so the runs, their logs and the summaries all use the
@@ -141,11 +157,7 @@ def main() -> None:
                    help="architectures to sweep")
     p.add_argument("--minutes", type=positive_float, default=2.0, help="training-time budget per run")
     p.add_argument("--no_pe", action="store_true", help="skip the positional-encoding comparison")
-    p.add_argument("--dataset", default="text", help="prepared data set (exercise1/data_preparation.py)")
-    p.add_argument("--data_dir", default="data", help="folder holding prepared data sets")
-    p.add_argument("--ckpt_dir", default="outputs/sweep", help="checkpoints and logs of the runs")
-    p.add_argument("--out", default="report/results/text", help="where the JSON summaries and heat maps go")
-    p.add_argument("--threads", type=positive_int, default=2, help="CPU threads per run")
+    run_arguments(p, "outputs/sweep", "where the JSON summaries and heat maps go")
     p.add_argument("--seed", type=int, default=0, help="random seed of every run")
     args = resolve_paths(p.parse_args())
     out, log_dir = Path(args.out), Path(args.ckpt_dir)
