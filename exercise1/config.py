@@ -29,6 +29,10 @@ TRAINING_DEFAULTS = {
     # (LSTM state, TCN queues), so training sees the long context evaluation gives; false = random windows
     # each starting from an empty state
     "carry_state": False,
+    # data noising (Xie et al., 2017, "Data noising as smoothing in neural network language models"): each
+    # input character of a training window is replaced, with this probability, by one drawn from the
+    # training text's character frequencies (the targets stay); 0 = off. Evaluation never noises.
+    "input_noise": 0.0,
 }
 
 # training.KEY -> (kind, lower bound, whether the bound itself is allowed, what the value means)
@@ -81,6 +85,10 @@ def check_training(cfg: dict) -> None:
                               or math.isinf(limit)):
         raise UserError(f"training.max_minutes must be a number > 0, or null for no time limit (--max_minutes none), "
                         f"got {limit!r}")
+    noise = cfg.get("input_noise")
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < 1:
+        raise UserError(f"training.input_noise (the share of input characters replaced by random ones) must lie in "
+                        f"[0, 1), got {noise!r}")
     if not isinstance(cfg.get("carry_state"), bool):
         raise UserError(f"training.carry_state must be true or false, got {cfg.get('carry_state')!r}")
     if cfg.get("bf16") not in ("auto", True, False):
@@ -158,8 +166,10 @@ def fit_to_text(config: dict, n_train_chars: int, fixed=frozenset()) -> tuple[di
     `small_text` settings (a smaller batch and width, more dropout), a text of at least
     `small_text.full_chars` with the config's own (tuned on a novel), and a text in between with each
     setting interpolated on the logarithm of its size (`_blend`), so the recipe follows the size
-    smoothly. Keys in `fixed` ("section.key", set by a flag or --set) are left as the user gave them;
-    `small_text.chars = 0` turns the rule off. Returns the config to train with and the line that
+    smoothly. `small_text.fade_chars` may give a setting its own end point ("training.input_noise":
+    300000: the config's own value from 300,000 characters on) where a small-text setting stops
+    helping well before full_chars. Keys in `fixed` ("section.key", set by a flag or --set) are left
+    as the user gave them; `small_text.chars = 0` turns the rule off. Returns the config to train with and the line that
     says what the rule did."""
     rule = config.get("small_text") or {}
     if "below_chars" in rule:
@@ -180,16 +190,30 @@ def fit_to_text(config: dict, n_train_chars: int, fixed=frozenset()) -> tuple[di
     high = high or low
     if high < low:
         raise UserError(f"small_text.full_chars ({high:,}) must be at least small_text.chars ({low:,})")
+    fade = rule.get("fade_chars") or {}
+    if not isinstance(fade, dict):
+        raise UserError(f"small_text.fade_chars must map \"section.key\" to a number of characters, got {fade!r}")
+    for name, end in fade.items():
+        section, _, key = name.partition(".")
+        if key not in (rule.get(section) or {}):
+            raise UserError(f"small_text.fade_chars names {name!r}, which small_text does not set: use the "
+                            f"\"section.key\" of a small_text setting")
+        if not isinstance(end, int) or isinstance(end, bool) or not low < end <= high:
+            raise UserError(f"small_text.fade_chars[{name!r}] must be a whole number of characters above "
+                            f"small_text.chars ({low:,}) and at most full_chars ({high:,}), got {end!r}")
     if n_train_chars >= high:
         return config, (f"size rule: {n_train_chars:,} training characters >= small_text.full_chars={high:,}: "
                         "the config's settings")
-    t = 0.0 if n_train_chars <= low else math.log(n_train_chars / low) / math.log(high / low)
+
+    def share(end):  # how far the text lies from chars (0) to `end` (1), on a log scale
+        return 0.0 if n_train_chars <= low else min(1.0, math.log(n_train_chars / low) / math.log(end / low))
+    t = share(high)
     config = copy.deepcopy(config)
     changed, kept = [], []
     for section in ("model", "training"):
         target = config.setdefault(section, {})
         for key, small in rule.get(section, {}).items():
-            value = _blend(key, small, target[key], t)
+            value = _blend(key, small, target[key], share(fade.get(f"{section}.{key}", high)))
             if target.get(key) == value:
                 continue
             if f"{section}.{key}" in fixed:

@@ -83,3 +83,13 @@ def lane_windows(stream: torch.Tensor, batch_size: int, seq_len: int, step: int,
     starts = torch.arange(batch_size) * lane + offset + j * seq_len
     chunk = stream[starts[:, None] + torch.arange(seq_len + 1)]  # [B, T+1]
     return chunk[:, :-1], chunk[:, 1:], j == 0
+
+
+def noised(x: torch.Tensor, stream: torch.Tensor, rate: float, generator: torch.Generator) -> torch.Tensor:
+    """`x` with each character replaced, with probability `rate`, by one drawn at a random position of
+    `stream` (so by the text's character frequencies: unigram noising, Xie et al. 2017)."""
+    if rate <= 0:
+        return x
+    replace = torch.rand(x.shape, generator=generator) < rate
+    drawn = stream[torch.randint(0, len(stream), x.shape, generator=generator)]
+    return torch.where(replace, drawn, x)

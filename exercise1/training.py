@@ -1,10 +1,10 @@
 """The one training loop of the three character models (LSTM, TCN, Transformer).
 
 Batched training on random fixed-length windows of the training lines (or, with `carry_state`,
-contiguous lanes whose windows start from the state the previous one left), AdamW with warm-up and a
-cosine schedule, gradient clipping. Every epoch, but at most every `min_eval_steps` steps, the
-held-out loss (nats and bits per character) and a closed-loop sample from a fixed prompt are
-recorded (console, `train_log.txt`, `metrics.jsonl`). After `patience` evaluations without a better
+contiguous lanes whose windows start from the state the previous one left), optionally with input
+characters noised (`input_noise`), AdamW with warm-up and a cosine schedule, gradient clipping.
+Every epoch, but at most every `min_eval_steps` steps, the held-out loss (nats and bits per
+character) and a closed-loop sample from a fixed prompt are recorded (console, `train_log.txt`, `metrics.jsonl`). After `patience` evaluations without a better
 held-out loss the run goes back to its best weights and anneals: the learning rate falls from where
 it is to the schedule's floor over `anneal_share` of the steps done so far (at least one evaluation
 interval), then the run stops by itself; a run that reaches its budget has annealed by the cosine
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from exercise1.config import training_config
-from exercise1.data import lane_windows, load_text_data, random_windows
+from exercise1.data import lane_windows, load_text_data, noised, random_windows
 from exercise1.evaluation import LN2, evaluate
 from exercise1.generation import generate
 from exercise1.learning import char_kinds, loss_by_kind, sample_statistics, words_of
@@ -371,6 +371,7 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
                 carried = None if fresh else carried
             else:
                 x, y = random_windows(train_stream, cfg["batch_size"], cfg["seq_len"], gen)
+            x = noised(x, train_stream, cfg["input_noise"], gen)
             x, y = shard(x, dist_info).to(device), shard(y, dist_info).to(device)
             loss, left = train_step(ddp_model, model, opt, x, y, cfg["grad_clip"], device, bf16, average, carried)
             # kept only where it is carried (None otherwise); it is carried through the anneal's reload of the

@@ -358,6 +358,8 @@ def main(out: Path | None = None) -> int:
              "mid_runs": text_runs(RESULTS / "text" / "mid"),
              "mid_seeds": seed_spread(RESULTS / "text" / "mid_seeds"),  # seeds 1, 2 of today's default on the 330k text
              "levers": lever_runs(RESULTS / "text" / "chapter" / "levers"),
+             "noising": seed_spread(RESULTS / "text" / "chapter" / "noising"),  # input noise on the chapter, seed 0
+             "mid_noising": seed_spread(RESULTS / "text" / "mid_noising"),  # the same on the 330k text, linear rule
              "lr_brackets": lr_brackets(RESULTS / "text"),
              "retrain": retrain_runs(RESULTS / "text" / "retrain"),
              "novel_levers": retrain_runs(RESULTS / "text" / "novel_levers"),

@@ -246,6 +246,20 @@ def test_size_rule_gives_small_texts_their_settings_and_leaves_flags_alone(tiny_
     for n in (10, 100_000):
         with pytest.raises(UserError, match="small_text.model.channel_dropout is set but model.channel_dropout is not"):
             fit_to_text(lone, n)
+    # a setting with its own end point (fade_chars): full at chars, the config's own value from its end point
+    # on, in between on its own log scale; the other settings keep theirs
+    faded = {**config, "training": {**config["training"], "input_noise": 0.0},
+             "small_text": {**config["small_text"], "training": {"batch_size": 8, "input_noise": 0.1},
+                            "fade_chars": {"training.input_noise": 2000}}}
+    assert fit_to_text(faded, 999)[0]["training"]["input_noise"] == 0.1
+    half = fit_to_text(faded, round(1000 * 2 ** 0.5))[0]["training"]                  # halfway to 2,000
+    assert half["input_noise"] == pytest.approx(0.05, abs=1e-4) and half["batch_size"] == round(8 * 8 ** (1 / 6))
+    past = fit_to_text(faded, 4000)[0]["training"]
+    assert past["input_noise"] == 0.0 and past["batch_size"] == 32                      # faded out; batch 2/3 of the way
+    for fade, match in (({"training.dropout": 2000}, "does not set"), ({"training.input_noise": 9000}, "at most full_chars"),
+                        ({"training.input_noise": 1000}, "above small_text.chars"), ([2000], "must map")):
+        with pytest.raises(UserError, match=match):
+            fit_to_text({**faded, "small_text": {**faded["small_text"], "fade_chars": fade}}, 1500)
     # through train.py: every shipped config has the rule, the tiny text is small, the flag wins
     for arch in ("lstm", "tcn", "transformer"):
         rule = read_config(default_config_path(arch))["small_text"]
@@ -389,7 +403,7 @@ def test_each_shipped_config_records_every_setting_it_was_trained_with(arch):
     shipped = json.loads((REPO / "checkpoints" / arch / "config.json").read_text())
     # a setting added after the shipped models were trained may be missing only if its default is the
     # behaviour they were trained with (the shipped files stay as they were written)
-    added_later = {"carry_state": False}
+    added_later = {"carry_state": False, "input_noise": 0.0}
     missing = set(TRAINING_DEFAULTS) - set(shipped["training"])
     assert missing <= set(added_later), missing
     assert all(TRAINING_DEFAULTS[k] == added_later[k] for k in missing)
@@ -492,3 +506,36 @@ def test_lanes_are_contiguous_windows_and_carried_state_continues_the_text(tiny_
     with pytest.raises(UserError, match="no state to carry"):
         train("transformer", tiny_config("transformer", tmp_path / "data", epochs=1, carry_state=True),
               ckpt_dir=tmp_path / "ck")
+
+
+def test_input_noise_replaces_inputs_by_the_texts_character_frequencies_and_leaves_targets(tiny_text, tmp_path,
+                                                                                          monkeypatch):
+    import exercise1.training as training
+    from exercise1.config import TRAINING_DEFAULTS, check_training
+    from exercise1.data import noised
+    stream = torch.tensor([5] * 900 + [7] * 100)                       # frequencies 0.9 / 0.1
+    x = torch.zeros(200, 100, dtype=torch.long)
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(noised(x, stream, 0.0, gen), x)                  # off: untouched
+    out = noised(x, stream, 0.3, gen)
+    changed = out != 0
+    assert abs(changed.float().mean().item() - 0.3) < 0.01              # the rate
+    assert abs((out[changed] == 7).float().mean().item() - 0.1) < 0.02  # drawn by the text's frequencies
+    assert not torch.equal(noised(x, stream, 0.3, gen), out)            # fresh draws every call
+    for bad in (1.0, -0.1, True, "0.1"):
+        with pytest.raises(UserError, match="input_noise"):
+            check_training({**TRAINING_DEFAULTS, "input_noise": bad})
+    # the loop: inputs noised, targets the text's own next characters
+    txt_to_numpy(tiny_text, tmp_path / "data")
+    seen = []
+    real_step = training.train_step
+
+    def spy(*args, **kwargs):
+        seen.append((args[3].clone(), args[4].clone()))
+        return real_step(*args, **kwargs)
+    monkeypatch.setattr(training, "train_step", spy)
+    for rate in (0.0, 0.4):
+        seen.clear()
+        train("tcn", tiny_config("tcn", tmp_path / "data", epochs=2, input_noise=rate), ckpt_dir=tmp_path / f"ck{rate}")
+        differ = torch.cat([(xb[:, 1:] != yb[:, :-1]).flatten() for xb, yb in seen]).float().mean().item()
+        assert (differ == 0) if rate == 0 else (0.25 < differ < 0.45), (rate, differ)
