@@ -167,7 +167,7 @@ def fit_to_text(config: dict, n_train_chars: int, fixed=frozenset()) -> tuple[di
     `small_text.full_chars` with the config's own (tuned on a novel), and a text in between with each
     setting interpolated on the logarithm of its size (`_blend`), so the recipe follows the size
     smoothly. `small_text.fade_chars` may give a setting its own end point ("training.input_noise":
-    300000: the config's own value from 300,000 characters on) where a small-text setting stops
+    290000: the config's own value from 290,000 characters on) where a small-text setting stops
     helping well before full_chars. Keys in `fixed` ("section.key", set by a flag or --set) are left
     as the user gave them; `small_text.chars = 0` turns the rule off. Returns the config to train with and the line that
     says what the rule did."""
@@ -193,9 +193,12 @@ def fit_to_text(config: dict, n_train_chars: int, fixed=frozenset()) -> tuple[di
     fade = rule.get("fade_chars") or {}
     if not isinstance(fade, dict):
         raise UserError(f"small_text.fade_chars must map \"section.key\" to a number of characters, got {fade!r}")
+    if fade and high <= low:
+        raise UserError("small_text.fade_chars needs small_text.full_chars above small_text.chars (an end point "
+                        "lies between the two): set full_chars, or remove fade_chars")
     for name, end in fade.items():
         section, _, key = name.partition(".")
-        if key not in (rule.get(section) or {}):
+        if section not in ("model", "training") or key not in (rule.get(section) or {}):
             raise UserError(f"small_text.fade_chars names {name!r}, which small_text does not set: use the "
                             f"\"section.key\" of a small_text setting")
         if not isinstance(end, int) or isinstance(end, bool) or not low < end <= high:
@@ -213,13 +216,15 @@ def fit_to_text(config: dict, n_train_chars: int, fixed=frozenset()) -> tuple[di
     for section in ("model", "training"):
         target = config.setdefault(section, {})
         for key, small in rule.get(section, {}).items():
-            value = _blend(key, small, target[key], share(fade.get(f"{section}.{key}", high)))
+            end = fade.get(f"{section}.{key}", high)
+            value = _blend(key, small, target[key], share(end))
             if target.get(key) == value:
                 continue
             if f"{section}.{key}" in fixed:
                 kept.append(f"{key}={target.get(key)}")
             else:
-                changed.append(f"{key} {target.get(key)} -> {value}")
+                own = f" (its own end point: {end:,})" if end != high else ""
+                changed.append(f"{key} {target.get(key)} -> {value}{own}")
                 target[key] = value
     where = (f"<= small_text.chars={low:,}: the small-text settings" if t == 0 else
              f"between small_text.chars={low:,} and full_chars={high:,} ({t:.0%} of the way on a log scale): "

@@ -4,8 +4,9 @@ Batched training on random fixed-length windows of the training lines (or, with 
 contiguous lanes whose windows start from the state the previous one left), optionally with input
 characters noised (`input_noise`), AdamW with warm-up and a cosine schedule, gradient clipping.
 Every epoch, but at most every `min_eval_steps` steps, the held-out loss (nats and bits per
-character) and a closed-loop sample from a fixed prompt are recorded (console, `train_log.txt`, `metrics.jsonl`). After `patience` evaluations without a better
-held-out loss the run goes back to its best weights and anneals: the learning rate falls from where
+character) and a closed-loop sample from a fixed prompt are recorded (console, `train_log.txt`,
+`metrics.jsonl`; with input noise the training loss is the one on the noised inputs). After
+`patience` evaluations without a better held-out loss the run goes back to its best weights and anneals: the learning rate falls from where
 it is to the schedule's floor over `anneal_share` of the steps done so far (at least one evaluation
 interval), then the run stops by itself; a run that reaches its budget has annealed by the cosine
 schedule itself. With `ema_steps` > 0 what is evaluated, kept and annealed from is a moving average of
@@ -130,7 +131,8 @@ class RunRecord:
 
     @staticmethod
     def log_line(entry: dict) -> str:
-        return (f"epoch {entry['epoch']:6.2f} step {entry['step']:6d} {entry['minutes']:6.2f} min | train "
+        train = "train (noised inputs)" if entry.get("noised_inputs") else "train"
+        return (f"epoch {entry['epoch']:6.2f} step {entry['step']:6d} {entry['minutes']:6.2f} min | {train} "
                 f"{entry['train_loss_nats']:.3f} nats ({entry['train_bpc']:.3f} bpc) | held-out "
                 f"{entry['val_loss_nats']:.3f} nats, {entry['val_bpc']:.3f} bpc, acc {entry['val_accuracy']:.3f}\n"
                 f"    sample: {entry['sample']!r}\n")
@@ -327,7 +329,8 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
                                  generator=torch.Generator().manual_seed(0))[0].cpu(), alphabet)
         model.train()
         entry = {"epoch": state["epoch"], "step": state["step"], "minutes": state["elapsed"] / 60,
-                 "train_loss_nats": train_loss, "train_bpc": train_loss / LN2, "val_loss_nats": metrics["loss_nats"],
+                 "train_loss_nats": train_loss, "train_bpc": train_loss / LN2, "noised_inputs": cfg["input_noise"] > 0,
+                 "val_loss_nats": metrics["loss_nats"],
                  "val_bpc": metrics["bpc"], "val_accuracy": metrics["accuracy"],
                  "chars_per_second": state["step"] * cfg["batch_size"] * cfg["seq_len"] / max(state["elapsed"], 1e-9),
                  "val_bpc_by_kind": {k: v["bpc"] for k, v in by_kind.items()},

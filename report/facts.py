@@ -50,13 +50,16 @@ def seed_spread(folder: Path) -> dict:
         stem, seed = path.stem.rsplit("_s", 1)
         kind, arch = stem.rsplit("_", 1)
         row = out.setdefault(kind, {}).setdefault(arch, {"seeds": [], "bpc": [], "stopped_at_minutes": [], "stopped": [],
-                                                         "anneal_gain": [], "steps": []})
+                                                         "anneal_gain": [], "steps": [], "anneal_started_at_minutes": []})
         row["seeds"].append(int(seed))
         row["bpc"].append(run["best"]["val_bpc"])
         # within the run: the best held-out bpc before its final anneal started minus the best at its end
         start = (run.get("ended") or {}).get("annealed_from_step")
         before = [e["val_bpc"] for e in run["curve"] if start is not None and e["step"] <= start]
         row["anneal_gain"].append(min(before) - run["best"]["val_bpc"] if before else None)
+        # training minutes at which patience started the final anneal (None: it never did)
+        row["anneal_started_at_minutes"].append(
+            next((e["minutes"] for e in run["curve"] if e["step"] == start), None) if start is not None else None)
         row["stopped_at_minutes"].append(run["curve"][-1]["minutes"])
         row["steps"].append(run["curve"][-1]["step"])
         row["stopped"].append((run.get("ended") or {}).get("stopped"))
@@ -161,7 +164,8 @@ def lever_runs(folder: Path) -> dict:
         out[path.stem] = {"lever": lever, "arch": arch, "best_bpc": run["best"]["val_bpc"],
                           "end_minutes": ended.get("minutes", run["curve"][-1]["minutes"]),
                           "stopped": ended.get("stopped"), "learning_rate": run["config"]["training"]["learning_rate"],
-                          "end_train_bpc": run["curve"][-1]["train_bpc"], "end_val_bpc": run["curve"][-1]["val_bpc"]}
+                          "end_train_bpc": run["curve"][-1]["train_bpc"], "end_val_bpc": run["curve"][-1]["val_bpc"],
+                          "end_step": run["curve"][-1]["step"]}
     return out
 
 

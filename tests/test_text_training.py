@@ -256,10 +256,19 @@ def test_size_rule_gives_small_texts_their_settings_and_leaves_flags_alone(tiny_
     assert half["input_noise"] == pytest.approx(0.05, abs=1e-4) and half["batch_size"] == round(8 * 8 ** (1 / 6))
     past = fit_to_text(faded, 4000)[0]["training"]
     assert past["input_noise"] == 0.0 and past["batch_size"] == 32                      # faded out; batch 2/3 of the way
+    assert "input_noise 0.0 -> 0.05 (its own end point: 2,000)" in fit_to_text(faded, round(1000 * 2 ** 0.5))[1]
     for fade, match in (({"training.dropout": 2000}, "does not set"), ({"training.input_noise": 9000}, "at most full_chars"),
-                        ({"training.input_noise": 1000}, "above small_text.chars"), ([2000], "must map")):
+                        ({"training.input_noise": 1000}, "above small_text.chars"), ([2000], "must map"),
+                        ({"chars.x": 2000}, "does not set")):
         with pytest.raises(UserError, match=match):
             fit_to_text({**faded, "small_text": {**faded["small_text"], "fade_chars": fade}}, 1500)
+    with pytest.raises(UserError, match="needs small_text.full_chars above"):
+        fit_to_text({**faded, "small_text": {**faded["small_text"], "full_chars": None}}, 1500)
+    # the shipped Transformer: the chapter's noise in full, fading out by its end point, none on the 330k text
+    from exercise1.config import training_config
+    shipped = read_config(default_config_path("transformer"))
+    noise = {n: training_config(shipped, n)[0]["training"]["input_noise"] for n in (64_154, 200_000, 296_498, 688_070)}
+    assert noise[64_154] == 0.1 and 0.01 < noise[200_000] < 0.05 and noise[296_498] == noise[688_070] == 0.0
     # through train.py: every shipped config has the rule, the tiny text is small, the flag wins
     for arch in ("lstm", "tcn", "transformer"):
         rule = read_config(default_config_path(arch))["small_text"]
@@ -516,7 +525,9 @@ def test_input_noise_replaces_inputs_by_the_texts_character_frequencies_and_leav
     stream = torch.tensor([5] * 900 + [7] * 100)                       # frequencies 0.9 / 0.1
     x = torch.zeros(200, 100, dtype=torch.long)
     gen = torch.Generator().manual_seed(0)
-    assert torch.equal(noised(x, stream, 0.0, gen), x)                  # off: untouched
+    before = gen.get_state()
+    assert torch.equal(noised(x, stream, 0.0, gen), x)                  # off: untouched, and no draw taken, so
+    assert torch.equal(gen.get_state(), before)                         # runs without noise draw the same windows
     out = noised(x, stream, 0.3, gen)
     changed = out != 0
     assert abs(changed.float().mean().item() - 0.3) < 0.01              # the rate
