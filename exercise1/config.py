@@ -169,8 +169,8 @@ def fit_to_text(config: dict, n_train_chars: int, fixed=frozenset()) -> tuple[di
     smoothly. `small_text.fade_chars` may give a setting its own end point ("training.input_noise":
     290000: the config's own value from 290,000 characters on) where a small-text setting stops
     helping well before full_chars. Keys in `fixed` ("section.key", set by a flag or --set) are left
-    as the user gave them; `small_text.chars = 0` turns the rule off. Returns the config to train with and the line that
-    says what the rule did."""
+    as the user gave them; `small_text.chars = 0` turns the rule off. Returns the config to train with
+    and the line that says what the rule did."""
     rule = config.get("small_text") or {}
     if "below_chars" in rule:
         raise UserError("small_text.below_chars (a single threshold) was replaced by small_text.chars and "

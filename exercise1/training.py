@@ -2,17 +2,17 @@
 
 Batched training on random fixed-length windows of the training lines (or, with `carry_state`,
 contiguous lanes whose windows start from the state the previous one left), optionally with input
-characters noised (`input_noise`), AdamW with warm-up and a cosine schedule, gradient clipping.
-Every epoch, but at most every `min_eval_steps` steps, the held-out loss (nats and bits per
-character) and a closed-loop sample from a fixed prompt are recorded (console, `train_log.txt`,
-`metrics.jsonl`; with input noise the training loss is the one on the noised inputs). After
-`patience` evaluations without a better held-out loss the run goes back to its best weights and anneals: the learning rate falls from where
-it is to the schedule's floor over `anneal_share` of the steps done so far (at least one evaluation
-interval), then the run stops by itself; a run that reaches its budget has annealed by the cosine
-schedule itself. With `ema_steps` > 0 what is evaluated, kept and annealed from is a moving average of
-the weights over about that many steps (`WeightAverage`). The best held-out model is `<run>/<name>.pt`, the
-state to resume `last.pt`, both written atomically. The configuration (defaults, flags, size rule)
-is `exercise1/config.py`'s; the command line is `exercise1/cli.py`'s.
+characters noised (`input_noise`), AdamW with warm-up and a cosine schedule, gradient clipping. Every
+epoch, but at most every `min_eval_steps` steps, the held-out loss (nats and bits per character) and a
+closed-loop sample from a fixed prompt are recorded (console, `train_log.txt`, `metrics.jsonl`; with
+input noise the training loss is the one on the noised inputs). After `patience` evaluations without a
+better held-out loss the run goes back to its best weights and anneals: the learning rate falls from
+where it is to the schedule's floor over `anneal_share` of the steps done so far (at least one
+evaluation interval), then the run stops by itself; a run that reaches its budget has annealed by the
+cosine schedule itself. With `ema_steps` > 0 what is evaluated, kept and annealed from is a moving
+average of the weights over about that many steps (`WeightAverage`). The best held-out model is
+`<run>/<name>.pt`, the state to resume `last.pt`, both written atomically. The configuration (defaults,
+flags, size rule) is `exercise1/config.py`'s; the command line is `exercise1/cli.py`'s.
 """
 from __future__ import annotations
 
