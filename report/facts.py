@@ -42,24 +42,25 @@ def chapter_runs(folder: Path) -> list[dict]:
 def seed_spread(folder: Path) -> dict:
     """Per kind of run and architecture, the default runs of several seeds (<folder>/<kind>_<arch>_s<seed>.json,
     written by KIND=... SEEDS="0 1 2" scripts/chapter_runs.sh, e.g. anneal_lstm_s0): best held-out bpc of each,
-    mean and sample std, training minutes and steps until each stopped, how it stopped, and what its final
-    anneal gained (None where the run did not anneal)."""
+    mean and sample std, training minutes and steps until each stopped, how it stopped, the step of its best
+    held-out loss, the step at which patience started its final anneal and what that anneal gained (None
+    where the run did not anneal)."""
     out = {}
     for path in sorted(folder.glob("*_s[0-9]*.json")):
         run = read_json(path)
         stem, seed = path.stem.rsplit("_s", 1)
         kind, arch = stem.rsplit("_", 1)
         row = out.setdefault(kind, {}).setdefault(arch, {"seeds": [], "bpc": [], "stopped_at_minutes": [], "stopped": [],
-                                                         "anneal_gain": [], "steps": [], "anneal_started_at_minutes": []})
+                                                         "anneal_gain": [], "steps": [], "best_step": [],
+                                                         "anneal_from_step": []})
         row["seeds"].append(int(seed))
         row["bpc"].append(run["best"]["val_bpc"])
         # within the run: the best held-out bpc before its final anneal started minus the best at its end
         start = (run.get("ended") or {}).get("annealed_from_step")
         before = [e["val_bpc"] for e in run["curve"] if start is not None and e["step"] <= start]
         row["anneal_gain"].append(min(before) - run["best"]["val_bpc"] if before else None)
-        # training minutes at which patience started the final anneal (None: it never did)
-        row["anneal_started_at_minutes"].append(
-            next((e["minutes"] for e in run["curve"] if e["step"] == start), None) if start is not None else None)
+        row["anneal_from_step"].append(start)
+        row["best_step"].append(run["best"]["step"])
         row["stopped_at_minutes"].append(run["curve"][-1]["minutes"])
         row["steps"].append(run["curve"][-1]["step"])
         row["stopped"].append((run.get("ended") or {}).get("stopped"))
