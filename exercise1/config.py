@@ -35,6 +35,20 @@ TRAINING_DEFAULTS = {
     "input_noise": 0.0,
 }
 
+# what a resumed run may change: how long it goes on, when it stops by itself, how often it looks, the
+# number format; every other training setting shapes the path from the first step on (--resume refuses a change)
+RESUME_MAY_CHANGE = ("epochs", "max_minutes", "patience", "save_model", "sample_length", "min_eval_steps", "bf16")
+
+
+def changed_on_resume(saved: dict, now: dict) -> list[str]:
+    """The training settings, other than RESUME_MAY_CHANGE, in which `now` differs from the `saved` config
+    of the run being resumed, as "key: old -> new" (a setting added after the run started counts at its
+    default, the value that run trained with)."""
+    saved = {**TRAINING_DEFAULTS, **saved}
+    return [f"{key}: {saved.get(key)!r} -> {value!r}" for key, value in now.items()
+            if key not in RESUME_MAY_CHANGE and saved.get(key) != value]
+
+
 # training.KEY -> (kind, lower bound, whether the bound itself is allowed, what the value means)
 _CHECKS = {
     "epochs": ("int", 1, True, "passes over the training text"),

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from exercise1.config import training_config
+from exercise1.config import changed_on_resume, training_config
 from exercise1.data import lane_windows, load_text_data, noised, random_windows
 from exercise1.evaluation import LN2, evaluate
 from exercise1.generation import generate
@@ -186,6 +186,11 @@ def resume_state(record: RunRecord, arch: str, config: dict, alphabet, model, op
                         f"({ck.get('arch')}, {ck['config']['model']}); use another --name")
     if list(ck["alphabet"]) != alphabet.tolist():
         raise UserError(f"--resume: the data's alphabet differs from the one {record.last_path} was trained on")
+    changed = changed_on_resume(ck["config"].get("training", {}), config["training"])
+    if changed:  # the run would go on as another recipe than the one it started (and records) without a word
+        raise UserError(f"--resume: {record.last_path} was trained with other training settings ({'; '.join(changed)}); "
+                        "resume with the settings it started with (only epochs, max_minutes, patience and how often "
+                        "it evaluates may change), or start a new run with another --name or --overwrite")
     load_state_dict_float32(model, ck["model"])
     opt.load_state_dict(ck["optimizer"])
     gen.set_state(ck["generator"])

@@ -157,6 +157,13 @@ def test_user_mistakes_give_clear_messages(tiny_text, tmp_path, capsys):
     # resuming with other model settings, and a data set with another alphabet
     assert_clean_error(train("--dataset", "tiny", "--data_dir", tmp_path / "data", "--ckpt_dir", ck,
                                   "--resume", "--set", "model.d_lstm=48", check=False), "other model settings")
+    # resuming with another training setting: named (the run would become another recipe); longer is fine
+    same = ["--dataset", "tiny", "--data_dir", tmp_path / "data", "--ckpt_dir", ck, "--batch_size", 8, "--seq_len", 32,
+            "--device", "cpu", "--set", *TINY_SETTINGS["lstm"]]
+    changed = train(*same, "--epochs", 2, "--resume", "--lr", 0.5, check=False)
+    assert_clean_error(changed, "other training settings", "learning_rate: ", "-> 0.5")
+    assert "batch_size" not in changed.stderr and "epochs" not in changed.stderr.split("(")[1]
+    assert "resumed lstm at epoch 1" in train(*same, "--epochs", 2, "--patience", 5, "--resume").stdout
     other = tmp_path / "other.txt"
     other.write_text("completely different letters xyz\nqqq jjj\n", encoding="utf-8")
     txt_to_numpy(other, tmp_path / "data")
