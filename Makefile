@@ -13,7 +13,7 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n auto tests
 
 # The main job: the shipped checkpoints at work, no data needed.
 demo: $(STAMP)
