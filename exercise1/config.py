@@ -43,7 +43,7 @@ RESUME_MAY_CHANGE = ("epochs", "max_minutes", "patience", "save_model", "sample_
 def changed_on_resume(saved: dict, now: dict) -> list[str]:
     """The training settings, other than RESUME_MAY_CHANGE, in which `now` differs from the `saved` config
     of the run being resumed, as "key: old -> new" (a setting added after the run started counts at its
-    default, the value that run trained with)."""
+    default, the value that run trained with, as long as that default never changes)."""
     saved = {**TRAINING_DEFAULTS, **saved}
     return [f"{key}: {saved.get(key)!r} -> {value!r}" for key, value in now.items()
             if key not in RESUME_MAY_CHANGE and saved.get(key) != value]

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from exercise1.config import changed_on_resume, training_config
+from exercise1.config import RESUME_MAY_CHANGE, changed_on_resume, training_config
 from exercise1.data import lane_windows, load_text_data, noised, random_windows
 from exercise1.evaluation import LN2, evaluate
 from exercise1.generation import generate
@@ -45,10 +45,10 @@ from utils.schedule import budget_share, cosine_lr
 from utils.runs import clear_run_dir, start_run_dir
 
 
-def new_state() -> dict:
+def new_state(seed: int = 0) -> dict:
     """What a run has done so far; kept in last.pt (plain types, loadable with weights_only)."""
     return {"step": 0, "epoch": 0, "elapsed": 0.0, "best_bpc": float("inf"), "history": [], "since_best": 0,
-            "stopped": None, "anneal": None}
+            "stopped": None, "anneal": None, "seed": seed}
 
 
 def anneal_lr(anneal: dict, step: int, floor: float) -> float:
@@ -176,7 +176,7 @@ def with_model_defaults(model_cfg: dict) -> dict:
     return {"weight_drop": 0.0, "activation": "relu", "channel_dropout": 0.0, **model_cfg}
 
 
-def resume_state(record: RunRecord, arch: str, config: dict, alphabet, model, opt, gen, average) -> dict:
+def resume_state(record: RunRecord, arch: str, config: dict, alphabet, model, opt, gen, average, seed: int) -> dict:
     """Model, optimiser, weight average and sampler state from last.pt; the run's state dict."""
     if not record.last_path.is_file():
         raise UserError(f"--resume: {record.last_path} does not exist; train without --resume first")
@@ -187,10 +187,13 @@ def resume_state(record: RunRecord, arch: str, config: dict, alphabet, model, op
     if list(ck["alphabet"]) != alphabet.tolist():
         raise UserError(f"--resume: the data's alphabet differs from the one {record.last_path} was trained on")
     changed = changed_on_resume(ck["config"].get("training", {}), config["training"])
+    if ck["state"].get("seed", seed) != seed:  # it draws the windows (with carry_state, the lanes' offsets)
+        changed.append(f"--seed: {ck['state']['seed']} -> {seed}")
     if changed:  # the run would go on as another recipe than the one it started (and records) without a word
         raise UserError(f"--resume: {record.last_path} was trained with other training settings ({'; '.join(changed)}); "
-                        "resume with the settings it started with (only epochs, max_minutes, patience and how often "
-                        "it evaluates may change), or start a new run with another --name or --overwrite")
+                        f"repeat the flags and --set entries it was started with ({record.folder / 'config.json'} "
+                        f"holds its settings; only {', '.join(RESUME_MAY_CHANGE)} may change), or start a new run "
+                        "with another --name or --overwrite")
     load_state_dict_float32(model, ck["model"])
     opt.load_state_dict(ck["optimizer"])
     gen.set_state(ck["generator"])
@@ -199,7 +202,7 @@ def resume_state(record: RunRecord, arch: str, config: dict, alphabet, model, op
             average.load_state_dict(ck["average"])
         else:  # a run started without one: the average starts at the resumed weights
             average.reset()
-    return {**new_state(), **ck["state"]}
+    return {**new_state(seed), **ck["state"]}
 
 
 def train_step(net, model: torch.nn.Module, opt, x: torch.Tensor, y: torch.Tensor, grad_clip: float, device,
@@ -278,9 +281,9 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
     max_seconds = cfg["max_minutes"] * 60 if cfg["max_minutes"] is not None else None
     eval_interval = max(steps_per_epoch, cfg["min_eval_steps"])
     patience = cfg["patience"]
-    state = new_state()
+    state = new_state(seed)
     if resume:
-        state = resume_state(record, arch, config, alphabet, model, opt, gen, average)
+        state = resume_state(record, arch, config, alphabet, model, opt, gen, average, seed)
         log(f"resumed {name} at epoch {state['epoch']:.2f}, step {state['step']}, {state['elapsed'] / 60:.1f} min trained")
         if state["stopped"] == "patience":
             log(f"{name} already stopped by itself (no better held-out loss in {patience} evaluations"

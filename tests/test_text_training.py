@@ -160,9 +160,10 @@ def test_user_mistakes_give_clear_messages(tiny_text, tmp_path, capsys):
     # resuming with another training setting: named (the run would become another recipe); longer is fine
     same = ["--dataset", "tiny", "--data_dir", tmp_path / "data", "--ckpt_dir", ck, "--batch_size", 8, "--seq_len", 32,
             "--device", "cpu", "--set", *TINY_SETTINGS["lstm"]]
-    changed = train(*same, "--epochs", 2, "--resume", "--lr", 0.5, check=False)
-    assert_clean_error(changed, "other training settings", "learning_rate: ", "-> 0.5")
-    assert "batch_size" not in changed.stderr and "epochs" not in changed.stderr.split("(")[1]
+    changed = train(*same, "--epochs", 2, "--resume", "--lr", 0.5, "--seed", 3, check=False)
+    assert_clean_error(changed, "other training settings")
+    listed = changed.stderr.split("other training settings (", 1)[1].split("); repeat", 1)[0]
+    assert listed.startswith("learning_rate: ") and listed.endswith("-> 0.5; --seed: 0 -> 3"), listed
     assert "resumed lstm at epoch 1" in train(*same, "--epochs", 2, "--patience", 5, "--resume").stdout
     other = tmp_path / "other.txt"
     other.write_text("completely different letters xyz\nqqq jjj\n", encoding="utf-8")
@@ -348,6 +349,18 @@ def test_numeric_flags_are_checked_with_a_clear_message(tiny_text, tmp_path, cap
     for bad in ({"seq_len": 1.5}, {"min_lr_ratio": 2}, {"max_minutes": 0}, {"bf16": "yes"}, {"epochs": True}):
         with pytest.raises(UserError):
             training_config({"training": bad}, 10_000)
+
+
+def test_changed_on_resume_names_what_would_change_the_recipe():
+    from exercise1.config import RESUME_MAY_CHANGE, TRAINING_DEFAULTS, changed_on_resume
+    now = dict(TRAINING_DEFAULTS, learning_rate=0.004, ema_steps=300)
+    old = {k: v for k, v in now.items() if k not in ("input_noise", "carry_state")}  # from before they existed
+    assert changed_on_resume(old, now) == []                 # a setting added later counts at its default
+    assert changed_on_resume(old, dict(now, input_noise=0.1)) == ["input_noise: 0.0 -> 0.1"]
+    assert changed_on_resume(old, dict(now, ema_steps=300.0)) == []  # the same number
+    assert changed_on_resume(old, {**now, **{k: 7 for k in RESUME_MAY_CHANGE}}) == []
+    assert changed_on_resume(old, dict(now, learning_rate=0.002, batch_size=8)) == [
+        "learning_rate: 0.004 -> 0.002", "batch_size: 64 -> 8"]
 
 
 def test_resuming_a_run_that_stopped_by_itself_trains_nothing(tiny_text, tmp_path):
