@@ -45,10 +45,10 @@ from utils.schedule import budget_share, cosine_lr
 from utils.runs import clear_run_dir, start_run_dir
 
 
-def new_state(seed: int = 0) -> dict:
+def new_state(seed: int = 0, train_chars: int | None = None) -> dict:
     """What a run has done so far; kept in last.pt (plain types, loadable with weights_only)."""
     return {"step": 0, "epoch": 0, "elapsed": 0.0, "best_bpc": float("inf"), "history": [], "since_best": 0,
-            "stopped": None, "anneal": None, "seed": seed}
+            "stopped": None, "anneal": None, "seed": seed, "train_chars": train_chars}
 
 
 def anneal_lr(anneal: dict, step: int, floor: float) -> float:
@@ -176,7 +176,8 @@ def with_model_defaults(model_cfg: dict) -> dict:
     return {"weight_drop": 0.0, "activation": "relu", "channel_dropout": 0.0, **model_cfg}
 
 
-def resume_state(record: RunRecord, arch: str, config: dict, alphabet, model, opt, gen, average, seed: int) -> dict:
+def resume_state(record: RunRecord, arch: str, config: dict, alphabet, model, opt, gen, average, seed: int,
+                 train_chars: int) -> dict:
     """Model, optimiser, weight average and sampler state from last.pt; the run's state dict."""
     if not record.last_path.is_file():
         raise UserError(f"--resume: {record.last_path} does not exist; train without --resume first")
@@ -186,6 +187,10 @@ def resume_state(record: RunRecord, arch: str, config: dict, alphabet, model, op
                         f"({ck.get('arch')}, {ck['config']['model']}); use another --name")
     if list(ck["alphabet"]) != alphabet.tolist():
         raise UserError(f"--resume: the data's alphabet differs from the one {record.last_path} was trained on")
+    if ck["state"].get("train_chars") not in (None, train_chars):  # another text with the same characters
+        raise UserError(f"--resume: {record.last_path} was trained on {ck['state']['train_chars']:,} training "
+                        f"characters, this data set has {train_chars:,}: resume with the data it started on "
+                        "(--dataset/--data_dir/--text), or start a new run with another --name or --overwrite")
     changed = changed_on_resume(ck["config"].get("training", {}), config["training"])
     if ck["state"].get("seed", seed) != seed:  # it draws the windows (with carry_state, the lanes' offsets)
         changed.append(f"--seed: {ck['state']['seed']} -> {seed}")
@@ -202,7 +207,7 @@ def resume_state(record: RunRecord, arch: str, config: dict, alphabet, model, op
             average.load_state_dict(ck["average"])
         else:  # a run started without one: the average starts at the resumed weights
             average.reset()
-    return {**new_state(seed), **ck["state"]}
+    return {**new_state(seed, train_chars), **ck["state"]}
 
 
 def train_step(net, model: torch.nn.Module, opt, x: torch.Tensor, y: torch.Tensor, grad_clip: float, device,
@@ -281,9 +286,9 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
     max_seconds = cfg["max_minutes"] * 60 if cfg["max_minutes"] is not None else None
     eval_interval = max(steps_per_epoch, cfg["min_eval_steps"])
     patience = cfg["patience"]
-    state = new_state(seed)
+    state = new_state(seed, len(train_stream))
     if resume:
-        state = resume_state(record, arch, config, alphabet, model, opt, gen, average, seed)
+        state = resume_state(record, arch, config, alphabet, model, opt, gen, average, seed, len(train_stream))
         log(f"resumed {name} at epoch {state['epoch']:.2f}, step {state['step']}, {state['elapsed'] / 60:.1f} min trained")
         if state["stopped"] == "patience":
             log(f"{name} already stopped by itself (no better held-out loss in {patience} evaluations"

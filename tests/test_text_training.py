@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from conftest import REPO, TINY_SETTINGS, run_script
+from conftest import REPO, TINY_SETTINGS, TINY_TEXT, run_script
 from exercise1.data_preparation import txt_to_numpy
 from exercise1.data import load_text_data
 from exercise1.models import default_config_path, read_config
@@ -164,6 +164,13 @@ def test_user_mistakes_give_clear_messages(tiny_text, tmp_path, capsys):
     assert_clean_error(changed, "other training settings")
     listed = changed.stderr.split("other training settings (", 1)[1].split("); repeat", 1)[0]
     assert listed.startswith("learning_rate: ") and listed.endswith("-> 0.5; --seed: 0 -> 3"), listed
+    # another text with the same characters (twice as long): the run would go on learning another text
+    longer = tmp_path / "long" / "tiny.txt"
+    longer.parent.mkdir()
+    longer.write_text(TINY_TEXT + "\n" + TINY_TEXT, encoding="utf-8")
+    txt_to_numpy(longer, tmp_path / "long")
+    assert_clean_error(train(*same[:3], tmp_path / "long", *same[4:], "--epochs", 2, "--resume", check=False),
+                       "training characters, this data set has")
     assert "resumed lstm at epoch 1" in train(*same, "--epochs", 2, "--patience", 5, "--resume").stdout
     other = tmp_path / "other.txt"
     other.write_text("completely different letters xyz\nqqq jjj\n", encoding="utf-8")
