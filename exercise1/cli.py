@@ -47,7 +47,8 @@ def build_train_parser(arch: str) -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="model name: the run goes to <ckpt_dir>/<name>/; default: config model.name")
     p.add_argument("--ckpt_dir", default=RUNS_DIR, help="root folder of training runs")
     run = p.add_mutually_exclusive_group()
-    run.add_argument("--resume", action="store_true", help="continue the run in <ckpt_dir>/<name>/ from its last.pt; repeat the flags it was started "
+    run.add_argument("--resume", action="store_true",
+                     help="continue the run in <ckpt_dir>/<name>/ from its last.pt; repeat the flags it was started "
                           "with (its config.json holds them): only --epochs, --max_minutes, --patience and how often "
                           "it evaluates may change")
     run.add_argument("--overwrite", action="store_true",
