@@ -49,8 +49,8 @@ def build_train_parser(arch: str) -> argparse.ArgumentParser:
     run = p.add_mutually_exclusive_group()
     run.add_argument("--resume", action="store_true",
                      help="continue the run in <ckpt_dir>/<name>/ from its last.pt; repeat the flags it was started "
-                          "with (its config.json holds them): only --epochs, --max_minutes, --patience and how often "
-                          "it evaluates may change")
+                          "with (its config.json holds them): only --epochs, --max_minutes, --patience, how often it "
+                          "evaluates and --bf16/--fp32 may change")
     run.add_argument("--overwrite", action="store_true",
                      help="replace the run in <ckpt_dir>/<name>/ (its files are deleted first); without it a fresh "
                           "run refuses a folder that holds files")
