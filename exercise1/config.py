@@ -33,6 +33,11 @@ TRAINING_DEFAULTS = {
     # input character of a training window is replaced, with this probability, by one drawn from the
     # training text's character frequencies (the targets stay); 0 = off. Evaluation never noises.
     "input_noise": 0.0,
+    # n-gram distillation: the training targets are (1 - w) * the true next character + w * the predictive
+    # distribution of a Kneser-Ney model that never counted that character (cross-fitted on the training
+    # text's other parts, `exercise1.ngram.cross_fitted`); the loss shown stays the plain cross-entropy, and
+    # evaluation and generation use the model alone. 0 = off
+    "ngram_distill": 0.0,
 }
 
 # what a resumed run may change: how long it goes on, when it stops by itself, how often it looks, the
@@ -103,6 +108,10 @@ def check_training(cfg: dict) -> None:
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < 1:
         raise UserError(f"training.input_noise (the share of input characters replaced by random ones) must lie in "
                         f"[0, 1), got {noise!r}")
+    weight = cfg.get("ngram_distill")
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < 1:
+        raise UserError(f"training.ngram_distill (the weight of the n-gram teacher in the training targets) must lie "
+                        f"in [0, 1), got {weight!r}")
     if not isinstance(cfg.get("carry_state"), bool):
         raise UserError(f"training.carry_state must be true or false, got {cfg.get('carry_state')!r}")
     if cfg.get("bf16") not in ("auto", True, False):

@@ -172,17 +172,36 @@ class KneserNey:
         """Log-probability in nats `[len(stream) - 1]` of each of stream[1:], predicted from the
         characters before it in `stream` (the targets `evaluate` scores)."""
         order = self._order(order)
+        s = self._checked(stream)
+        return np.log(self._probs(self._context_ranks(s, np.arange(1, len(s)), order), s[1:], order))
+
+    def distributions(self, stream, targets, order: int | None = None) -> np.ndarray:
+        """The predictive distributions `[len(targets), V]` for the positions `targets` of `stream`,
+        each from the characters before it in `stream` (position 0: no context)."""
+        order = self._order(order)
+        s = self._checked(stream)
+        t = np.asarray(targets, dtype=np.int64)
+        ctx_ranks = self._context_ranks(s, t, order)
+        out = np.empty((len(t), self.V))
+        for w in range(self.V):
+            out[:, w] = self._probs(ctx_ranks, np.full(len(t), w), order)
+        return out
+
+    def _checked(self, stream) -> np.ndarray:
         s = np.asarray(stream, dtype=np.int64).ravel()
         if len(s) and (s.min() < 0 or s.max() >= self.V):
             raise UserError(f"character indices must lie in 0..{self.V - 1}")
-        t = np.arange(1, len(s))  # target positions
+        return s
+
+    def _context_ranks(self, s: np.ndarray, t: np.ndarray, order: int) -> list[np.ndarray]:
+        """ctx_ranks[j][i]: rank of the j characters before position t[i] of s (-1: unseen, or cut by the start)."""
         ranks = self._stream_ranks(s, order)
         ctx_ranks = [np.zeros(len(t), dtype=np.int64)]
         for j in range(1, order):  # the j characters before t start at t - j; none before the stream start
             start = t - j
             ok = start >= 0
             ctx_ranks.append(np.where(ok, ranks[j][np.maximum(start, 0)] if len(ranks[j]) else -1, -1))
-        return np.log(self._probs(ctx_ranks, s[1:], order))
+        return ctx_ranks
 
 
 def ladder(data, max_order: int = MAX_ORDER) -> dict:
@@ -205,6 +224,39 @@ def ladder(data, max_order: int = MAX_ORDER) -> dict:
             "best_order": best["order"], "best_bpc": best["bpc"], "best_nats": best["nats"],
             "train_chars": int(len(data.train)), "held_out_chars": held_out, "alphabet_size": V,
             "seconds": time.perf_counter() - t0}
+
+
+def cross_fitted(train, alphabet_size: int, max_order: int = MAX_ORDER, folds: int = 5) -> dict:
+    """Kneser-Ney predictions for every character of the training stream by a model that never counted
+    it: the stream is cut into `folds` contiguous parts, and each part is predicted (from the characters
+    before it in the stream) by a model fitted on the other parts joined. The order is the one whose
+    cross-fitted loss on the training stream is lowest, so the held-out stream is never looked at.
+    Returns {probs: [N, V] float32 (row t: P(train[t] = . | train[:t])), order, bpc (per order 1..max_order),
+    seconds}: the teacher for `training.ngram_distill`."""
+    t0 = time.perf_counter()
+    s = np.asarray(train, dtype=np.int64).ravel()
+    n, V = len(s), int(alphabet_size)
+    if n < 2 * folds:
+        raise UserError(f"the training text ({n} characters) is too short to cut into {folds} parts")
+    bounds = np.linspace(0, n, folds + 1).astype(np.int64)
+    fits = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        model = KneserNey(max_order).fit(np.concatenate([s[:a], s[b:]]), V)
+        lo = max(0, a - max_order + 1)  # the characters before the part give its first contexts
+        fits.append((model, lo, a, b))
+    bits = np.zeros(max_order)
+    for model, lo, a, b in fits:
+        seg = s[lo:b]
+        t = np.arange(a - lo, b - lo)
+        for k in range(1, max_order + 1):
+            p = model._probs(model._context_ranks(seg, t, k), seg[t], k)
+            bits[k - 1] -= np.log2(p).sum()
+    bpc = bits / n
+    order = int(np.argmin(bpc)) + 1
+    probs = np.empty((n, V), dtype=np.float32)
+    for model, lo, a, b in fits:
+        probs[a:b] = model.distributions(s[lo:b], np.arange(a - lo, b - lo), order)
+    return {"probs": probs, "order": order, "bpc": [float(x) for x in bpc], "seconds": time.perf_counter() - t0}
 
 
 MIX_WEIGHTS = np.linspace(0.0, 1.0, 21)   # weights of the neural model tried by `cross_fitted_mixture`

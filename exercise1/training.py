@@ -2,7 +2,8 @@
 
 Batched training on random fixed-length windows of the training lines (or, with `carry_state`,
 contiguous lanes whose windows start from the state the previous one left), optionally with input
-characters noised (`input_noise`), AdamW with warm-up and a cosine schedule, gradient clipping. Every
+characters noised (`input_noise`) and targets softened by a cross-fitted n-gram teacher
+(`ngram_distill`), AdamW with warm-up and a cosine schedule, gradient clipping. Every
 epoch, but at most every `min_eval_steps` steps, the held-out loss (nats and bits per character) and a
 closed-loop sample from a fixed prompt are recorded (console, `train_log.txt`, `metrics.jsonl`; with
 input noise the training loss is the one on the noised inputs). After `patience` evaluations without a
@@ -34,6 +35,7 @@ from exercise1.evaluation import LN2, evaluate
 from exercise1.generation import generate
 from exercise1.learning import char_kinds, loss_by_kind, sample_statistics, words_of
 from exercise1.models import build_model, check_model_keys, count_parameters
+from exercise1.ngram import cross_fitted
 from utils.checkpoint import atomic_save, atomic_write_text, load_checkpoint, load_state_dict_float32, write_json
 from utils.device import autocast, device_name, resolve_device, use_bf16
 from utils.distributed import barrier, cleanup, init_distributed, shard, synced_clock
@@ -43,6 +45,8 @@ from utils.paths import repo_path
 from utils.progress import progress
 from utils.schedule import budget_share, cosine_lr
 from utils.runs import clear_run_dir, start_run_dir
+
+DISTILL_FOLDS = 20  # parts of the training text for the n-gram teacher: each predicted by a model of the other 19
 
 
 def new_state(seed: int = 0, train_chars: int | None = None) -> dict:
@@ -211,17 +215,24 @@ def resume_state(record: RunRecord, arch: str, config: dict, alphabet, model, op
 
 
 def train_step(net, model: torch.nn.Module, opt, x: torch.Tensor, y: torch.Tensor, grad_clip: float, device,
-               bf16: bool, average: "WeightAverage | None" = None, state=None):
+               bf16: bool, average: "WeightAverage | None" = None, state=None, soft: torch.Tensor | None = None,
+               soft_weight: float = 0.0):
     """One update: next-character cross-entropy of `net` (the model, or its DDP wrapper) on inputs `x`
     and targets `y` `[B, T]` under bf16 autocast where asked, the gradient norm of `model` clipped, the
     optimiser step and the weight average's update. `state`: what the previous window left (carried
-    state), None = an empty start. Returns the loss (a tensor, not synchronised) and the model's state
-    after the window, cut from the graph (gradients stop at the window's start)."""
+    state), None = an empty start. `soft` `[B, T, V]`: a teacher's distributions; the update then follows
+    (1 - soft_weight) * the cross-entropy against `y` + soft_weight * the one against `soft`. Returns the
+    plain cross-entropy against `y` (a tensor, not synchronised) and the model's state after the window,
+    cut from the graph (gradients stop at the window's start)."""
     with autocast(device, bf16):
         logits, state = net(x, state)
-    loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+    logits = logits.float().flatten(0, 1)
+    loss = F.cross_entropy(logits, y.flatten())
+    objective = loss
+    if soft is not None and soft_weight > 0:
+        objective = (1 - soft_weight) * loss + soft_weight * F.cross_entropy(logits, soft.flatten(0, 1))
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    objective.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     opt.step()
     if average is not None:
@@ -266,6 +277,14 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
                         f"{cfg['seq_len'] + 1}: lower --seq_len")
     if cfg["carry_state"]:
         lane_windows(train_stream, cfg["batch_size"], cfg["seq_len"], 0, seed)  # too short for the lanes: say so now
+    positions = torch.arange(len(train_stream))  # windows are drawn as positions: characters and teacher rows
+    teacher = None
+    if cfg["ngram_distill"] > 0:
+        fitted = cross_fitted(data.train, len(data.alphabet), folds=DISTILL_FOLDS)
+        teacher = torch.from_numpy(fitted["probs"])
+        log(f"n-gram teacher for ngram_distill={cfg['ngram_distill']}: Kneser-Ney order {fitted['order']}, cross-fitted "
+            f"on {DISTILL_FOLDS} parts of the training text: {min(fitted['bpc']):.3f} bpc on it, "
+            f"{fitted['seconds']:.1f} s (counted in the training time)")
 
     torch.manual_seed(seed)
     model = build_model(arch, config, len(alphabet)).to(device)
@@ -287,6 +306,8 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
     eval_interval = max(steps_per_epoch, cfg["min_eval_steps"])
     patience = cfg["patience"]
     state = new_state(seed, len(train_stream))
+    if teacher is not None:
+        state["elapsed"] = fitted["seconds"]  # the teacher is part of the recipe's cost (a resumed run builds it again)
     if resume:
         state = resume_state(record, arch, config, alphabet, model, opt, gen, average, seed, len(train_stream))
         log(f"resumed {name} at epoch {state['epoch']:.2f}, step {state['step']}, {state['elapsed'] / 60:.1f} min trained")
@@ -383,13 +404,15 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
             for group in opt.param_groups:
                 group["lr"] = lr
             if cfg["carry_state"]:
-                x, y, fresh = lane_windows(train_stream, cfg["batch_size"], cfg["seq_len"], state["step"], seed)
+                at_x, at_y, fresh = lane_windows(positions, cfg["batch_size"], cfg["seq_len"], state["step"], seed)
                 carried = None if fresh else carried
             else:
-                x, y = random_windows(train_stream, cfg["batch_size"], cfg["seq_len"], gen)
-            x = noised(x, train_stream, cfg["input_noise"], gen)
-            x, y = shard(x, dist_info).to(device), shard(y, dist_info).to(device)
-            loss, left = train_step(ddp_model, model, opt, x, y, cfg["grad_clip"], device, bf16, average, carried)
+                at_x, at_y = random_windows(positions, cfg["batch_size"], cfg["seq_len"], gen)
+            x = noised(train_stream[at_x], train_stream, cfg["input_noise"], gen)
+            x, y = shard(x, dist_info).to(device), shard(train_stream[at_y], dist_info).to(device)
+            soft = shard(teacher[at_y], dist_info).to(device) if teacher is not None else None
+            loss, left = train_step(ddp_model, model, opt, x, y, cfg["grad_clip"], device, bf16, average, carried,
+                                    soft, cfg["ngram_distill"])
             # kept only where it is carried (None otherwise); it is carried through the anneal's reload of the
             # best weights (then computed by the weights before it) until the pass ends
             carried = left if cfg["carry_state"] else None

@@ -362,6 +362,8 @@ def main(out: Path | None = None) -> int:
              "mid_noising": seed_spread(RESULTS / "text" / "mid_noising"),  # the same on the 330k text, linear rule
              # today's chapter defaults on a host without bf16 units (AMD EPYC, AVX2, fp32), two threads, alone
              "slow_host": seed_spread(RESULTS / "text" / "chapter" / "slow_host"),
+             # n-gram distillation (training.ngram_distill) on the chapter, on the same slower host
+             "distill": seed_spread(RESULTS / "text" / "chapter" / "distill"),
              "lr_brackets": lr_brackets(RESULTS / "text"),
              "retrain": retrain_runs(RESULTS / "text" / "retrain"),
              "novel_levers": retrain_runs(RESULTS / "text" / "novel_levers"),

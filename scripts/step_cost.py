@@ -5,8 +5,9 @@ of them alike; medians over the repeats.
 
     python scripts/step_cost.py --threads 2 --out report/results/text/step_cost.json
 
-Default variants: dropout 0.1 and 0.2 for all three, the LSTM's weight drop 0.2, the TCN's channel dropout 0.1 and a weight average
-over 200 steps. A regulariser that doubles the step time halves the steps a time budget allows, so on
+Default variants: dropout 0.1 and 0.2 for all three, the LSTM's weight drop 0.2, the TCN's channel dropout 0.1, a weight average
+over 200 steps and n-gram distillation 0.3 (soft targets gathered from a teacher table the size of the chapter's, as in
+the training loop; `--variants` picks some). A regulariser that doubles the step time halves the steps a time budget allows, so on
 a short budget it has to pay for that before it helps.
 """
 from __future__ import annotations
@@ -26,22 +27,24 @@ from exercise1.training import WeightAverage, train_step  # noqa: E402
 from utils.arguments import positive_int  # noqa: E402
 from utils.checkpoint import write_json  # noqa: E402
 from utils.device import device_name, resolve_device, use_bf16  # noqa: E402
-from utils.errors import cli  # noqa: E402
+from utils.errors import UserError, cli  # noqa: E402
 from utils.progress import progress  # noqa: E402
 
-VARIANTS = {  # name -> (model.* settings, weight-average steps)
-    "plain": ({"dropout": 0.0}, 0),
-    "dropout 0.1": ({"dropout": 0.1}, 0),
-    "dropout 0.2": ({"dropout": 0.2}, 0),
-    "weight average 200": ({"dropout": 0.0}, 200),
+VARIANTS = {  # name -> (model.* settings, weight-average steps, n-gram distillation weight)
+    "plain": ({"dropout": 0.0}, 0, 0.0),
+    "dropout 0.1": ({"dropout": 0.1}, 0, 0.0),
+    "dropout 0.2": ({"dropout": 0.2}, 0, 0.0),
+    "weight average 200": ({"dropout": 0.0}, 200, 0.0),
+    "n-gram distillation 0.3": ({"dropout": 0.0}, 0, 0.3),
 }
-LSTM_ONLY = {"weight drop 0.2": ({"dropout": 0.0, "weight_drop": 0.2}, 0)}
-TCN_ONLY = {"channel dropout 0.1": ({"dropout": 0.0, "channel_dropout": 0.1}, 0)}
+LSTM_ONLY = {"weight drop 0.2": ({"dropout": 0.0, "weight_drop": 0.2}, 0, 0.0)}
+TCN_ONLY = {"channel dropout 0.1": ({"dropout": 0.0, "channel_dropout": 0.1}, 0, 0.0)}
+TEACHER_ROWS = 64_154  # the chapter's training characters: the teacher table the soft targets are gathered from
 
 
-def trainer(arch: str, model_settings: dict, ema_steps: int, vocab: int, device, bf16: bool):
+def trainer(arch: str, model_settings: dict, ema_steps: int, distill: float, vocab: int, device, bf16: bool):
     """A function that runs one training step of `arch` (the loop's own `train_step`: bf16 autocast where
-    native, cross-entropy, clipping, AdamW, the weight average) on a random batch of the config's shape."""
+    native, cross-entropy, clipping, AdamW, the weight average, soft targets) on a random batch of the config's shape."""
     config = read_config(default_config_path(arch))
     config["model"].update({"weight_drop": 0.0} if arch == "lstm" else {}, **model_settings)
     t = config["training"]
@@ -49,9 +52,14 @@ def trainer(arch: str, model_settings: dict, ema_steps: int, vocab: int, device,
     opt = torch.optim.AdamW(model.parameters(), lr=t["learning_rate"], weight_decay=t["weight_decay"])
     average = WeightAverage(model, ema_steps) if ema_steps else None
     x = torch.randint(0, vocab, (t["batch_size"], t["seq_len"] + 1), device=device)
+    teacher = torch.softmax(torch.randn(TEACHER_ROWS, vocab), dim=1) if distill else None
 
     def step():
-        train_step(model, model, opt, x[:, :-1], x[:, 1:], t["grad_clip"], device, bf16, average)
+        soft = None
+        if teacher is not None:  # as the loop does: the rows at the targets' positions, moved to the device
+            soft = teacher[torch.randint(0, TEACHER_ROWS, (t["batch_size"], t["seq_len"]))].to(device)
+        train_step(model, model, opt, x[:, :-1], x[:, 1:], t["grad_clip"], device, bf16, average, soft=soft,
+                   soft_weight=distill)
         if device.type == "cuda":
             torch.cuda.synchronize()
     return step
@@ -65,6 +73,7 @@ def main():
     p.add_argument("--steps", type=positive_int, default=3, help="steps per variant and round")
     p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--variants", nargs="+", help="time only these variants (names as printed; plain is always timed)")
     p.add_argument("--out", default="outputs/step_cost.json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -76,7 +85,13 @@ def main():
               "steps_per_round": args.steps, "archs": {}}
     for arch in args.archs:
         variants = {**VARIANTS, **(LSTM_ONLY if arch == "lstm" else {}), **(TCN_ONLY if arch == "tcn" else {})}
-        steps = {name: trainer(arch, settings, ema, vocab, device, bf16) for name, (settings, ema) in variants.items()}
+        if args.variants:
+            unknown = set(args.variants) - set(variants)
+            if unknown:
+                raise UserError(f"--variants: unknown {sorted(unknown)}; known for the {arch}: {', '.join(variants)}")
+            variants = {k: v for k, v in variants.items() if k == "plain" or k in args.variants}
+        steps = {name: trainer(arch, settings, ema, distill, vocab, device, bf16)
+                 for name, (settings, ema, distill) in variants.items()}
         for step in steps.values():  # warm-up: kernels chosen, memory allocated
             step()
         times = {name: [] for name in steps}

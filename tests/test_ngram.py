@@ -163,3 +163,36 @@ def test_mixture_with_the_ngram_is_cross_fitted_and_never_worse_than_its_parts_a
     # the same model twice: nothing to gain
     same = cross_fitted_mixture(nn, -nn)
     assert same["bpc"] == pytest.approx(nn.mean() / np.log(2))
+
+
+def test_distributions_agree_with_score_and_sum_to_one():
+    rng = np.random.default_rng(4)
+    train = rng.integers(0, 5, size=300)
+    held = rng.integers(0, 5, size=40)
+    model = KneserNey(4).fit(train, 5)
+    t = np.arange(0, 40)
+    dist = model.distributions(held, t)
+    assert dist.shape == (40, 5) and np.allclose(dist.sum(axis=1), 1.0, atol=1e-12)
+    assert np.allclose(np.log(dist[np.arange(1, 40), held[1:]]), model.score(held), atol=1e-12)
+    assert np.allclose(dist[0], model.prob([]))  # position 0: no context
+
+
+def test_cross_fitted_predicts_each_part_by_a_model_that_never_counted_it():
+    from exercise1.ngram import cross_fitted
+    rng = np.random.default_rng(5)
+    train = rng.integers(0, 3, size=400)
+    train[250:260] = 3  # a character only one part holds: the model predicting that part never saw it
+    out = cross_fitted(train, 4, max_order=3, folds=4)
+    probs, order = out["probs"], out["order"]
+    assert probs.shape == (400, 4) and probs.dtype == np.float32
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert order == int(np.argmin(out["bpc"])) + 1 and len(out["bpc"]) == 3
+    # by hand for the third part (200..300): a model of the other parts, contexts from the stream before
+    other = KneserNey(3).fit(np.concatenate([train[:200], train[300:]]), 4)
+    for t in (200, 201, 255, 299):
+        assert np.allclose(probs[t], other.prob(train[:t], order=order), atol=1e-6)
+    held_out_bits = -np.log2(probs[np.arange(400), train]).mean()
+    assert held_out_bits == pytest.approx(min(out["bpc"]), abs=1e-4)
+    assert probs[255, 3] < 0.2  # it never counted the run of 3s it predicts
+    fitted_on_all = KneserNey(3).fit(train, 4)
+    assert fitted_on_all.prob(train[:255], order=order)[3] > 0.5  # a model that counted them is sure

@@ -439,7 +439,7 @@ def test_each_shipped_config_records_every_setting_it_was_trained_with(arch):
     shipped = json.loads((REPO / "checkpoints" / arch / "config.json").read_text())
     # a setting added after the shipped models were trained may be missing only if its default is the
     # behaviour they were trained with (the shipped files stay as they were written)
-    added_later = {"carry_state": False, "input_noise": 0.0}
+    added_later = {"carry_state": False, "input_noise": 0.0, "ngram_distill": 0.0}
     missing = set(TRAINING_DEFAULTS) - set(shipped["training"])
     assert missing <= set(added_later), missing
     assert all(TRAINING_DEFAULTS[k] == added_later[k] for k in missing)
@@ -480,9 +480,15 @@ def test_step_cost_times_every_variant_against_the_plain_step(tmp_path):
     run_script(REPO / "scripts/step_cost.py", "--archs", "lstm", "--repeats", "1", "--steps", "1", "--threads", "1",
                "--out", out)
     cost = json.loads(out.read_text())["archs"]["lstm"]
-    assert set(cost) == {"plain", "dropout 0.1", "dropout 0.2", "weight average 200", "weight drop 0.2"}
+    assert set(cost) == {"plain", "dropout 0.1", "dropout 0.2", "weight average 200", "weight drop 0.2",
+                         "n-gram distillation 0.3"}
     assert cost["plain"]["relative"] == 1.0
     assert all(v["seconds_per_step"] > 0 for v in cost.values())
+    run_script(REPO / "scripts/step_cost.py", "--archs", "tcn", "--repeats", "1", "--steps", "1", "--threads", "1",
+               "--variants", "n-gram distillation 0.3", "--out", out)
+    assert set(json.loads(out.read_text())["archs"]["tcn"]) == {"plain", "n-gram distillation 0.3"}
+    assert_clean_error(run_script(REPO / "scripts/step_cost.py", "--variants", "dropout 0.9", "--out", out, check=False),
+                       "unknown")
 
 
 def test_lanes_are_contiguous_windows_and_carried_state_continues_the_text(tiny_text, tmp_path, monkeypatch):
@@ -577,3 +583,49 @@ def test_input_noise_replaces_inputs_by_the_texts_character_frequencies_and_leav
         train("tcn", tiny_config("tcn", tmp_path / "data", epochs=2, input_noise=rate), ckpt_dir=tmp_path / f"ck{rate}")
         differ = torch.cat([(xb[:, 1:] != yb[:, :-1]).flatten() for xb, yb in seen]).float().mean().item()
         assert (differ == 0) if rate == 0 else (0.25 < differ < 0.45), (rate, differ)
+
+
+def test_ngram_distill_trains_towards_the_cross_fitted_teacher_and_reports_the_plain_loss(tiny_text, tmp_path,
+                                                                                         monkeypatch):
+    import numpy as np
+
+    import exercise1.training as training
+    from exercise1.config import TRAINING_DEFAULTS, check_training
+    from exercise1.ngram import cross_fitted
+    from exercise1.models import build_model
+    for bad in (1.0, -0.1, True, "0.3"):
+        with pytest.raises(UserError, match="ngram_distill"):
+            check_training({**TRAINING_DEFAULTS, "ngram_distill": bad})
+    # one step: the returned loss is the plain cross-entropy; a teacher equal to the targets changes nothing,
+    # a uniform one changes the update
+    config = tiny_config("lstm", tmp_path / "data")
+    x, y = torch.randint(0, 6, (2, 5)), torch.randint(0, 6, (2, 5))
+    grads, losses = [], []
+    for soft in (None, torch.nn.functional.one_hot(y, 6).float(), torch.full((2, 5, 6), 1 / 6)):
+        torch.manual_seed(0)
+        model = build_model("lstm", config, 6)
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)
+        loss, _ = training.train_step(model, model, opt, x, y, 1e9, torch.device("cpu"), False, soft=soft, soft_weight=0.5)
+        losses.append(loss.item())
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert losses[0] == pytest.approx(losses[1]) == pytest.approx(losses[2])
+    assert torch.allclose(grads[0], grads[1], atol=1e-6) and not torch.allclose(grads[0], grads[2], atol=1e-4)
+    # the loop: each window's soft targets are the teacher's rows at its target positions
+    txt_to_numpy(tiny_text, tmp_path / "data")
+    data = load_text_data(tmp_path / "data" / "tiny")
+    teacher = cross_fitted(data.train, len(data.alphabet), folds=training.DISTILL_FOLDS)["probs"]
+    seen = []
+    real_step = training.train_step
+
+    def spy(*args, **kwargs):
+        seen.append((args[4].clone(), args[10].clone(), args[11]))
+        return real_step(*args, **kwargs)
+    monkeypatch.setattr(training, "train_step", spy)
+    result = train("tcn", tiny_config("tcn", tmp_path / "data", epochs=1, ngram_distill=0.3), ckpt_dir=tmp_path / "ck")
+    assert seen and all(w == 0.3 for _, _, w in seen)
+    for y_batch, soft, _ in seen[:3]:
+        for y_row, soft_row in zip(y_batch, soft):
+            windows = np.lib.stride_tricks.sliding_window_view(data.train, len(y_row))
+            starts = np.flatnonzero((windows == y_row.numpy()).all(axis=1))
+            assert any(np.allclose(teacher[s:s + len(y_row)], soft_row.numpy()) for s in starts)
+    assert math.isfinite(result["best_val_bpc"]) and result["train_bpc"] > 0
