@@ -170,7 +170,8 @@ class RunRecord:
         if self.write:
             write_json({"stopped": state["stopped"], "step": state["step"], "epoch": state["epoch"],
                         "minutes": state["elapsed"] / 60, "best_val_bpc": state["best_bpc"],
-                        "annealed_from_step": (state.get("anneal") or {}).get("start")},
+                        "annealed_from_step": (state.get("anneal") or {}).get("start"),
+                        **({"ngram_teacher": state["teacher"]} if state.get("teacher") else {})},
                        self.folder / "run.json")
 
 
@@ -278,13 +279,6 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
     if cfg["carry_state"]:
         lane_windows(train_stream, cfg["batch_size"], cfg["seq_len"], 0, seed)  # too short for the lanes: say so now
     positions = torch.arange(len(train_stream))  # windows are drawn as positions: characters and teacher rows
-    teacher = None
-    if cfg["ngram_distill"] > 0:
-        fitted = cross_fitted(data.train, len(data.alphabet), folds=DISTILL_FOLDS)
-        teacher = torch.from_numpy(fitted["probs"])
-        log(f"n-gram teacher for ngram_distill={cfg['ngram_distill']}: Kneser-Ney order {fitted['order']}, cross-fitted "
-            f"on {DISTILL_FOLDS} parts of the training text: {min(fitted['bpc']):.3f} bpc on it, "
-            f"{fitted['seconds']:.1f} s (counted in the training time)")
 
     torch.manual_seed(seed)
     model = build_model(arch, config, len(alphabet)).to(device)
@@ -306,8 +300,6 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
     eval_interval = max(steps_per_epoch, cfg["min_eval_steps"])
     patience = cfg["patience"]
     state = new_state(seed, len(train_stream))
-    if teacher is not None:
-        state["elapsed"] = fitted["seconds"]  # the teacher is part of the recipe's cost (a resumed run builds it again)
     if resume:
         state = resume_state(record, arch, config, alphabet, model, opt, gen, average, seed, len(train_stream))
         log(f"resumed {name} at epoch {state['epoch']:.2f}, step {state['step']}, {state['elapsed'] / 60:.1f} min trained")
@@ -319,6 +311,17 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
             return {**(state["history"][-1] if state["history"] else {}), "best_val_bpc": state["best_bpc"],
                     "checkpoint": str(record.best_path), "stopped": "patience"}
         state["stopped"] = None
+    teacher = None
+    if cfg["ngram_distill"] > 0:
+        fitted = cross_fitted(data.train, len(data.alphabet), folds=DISTILL_FOLDS)
+        teacher = torch.from_numpy(fitted["probs"])
+        if not resume:  # the teacher is part of the recipe's cost; a resumed run builds it again, uncounted
+            state["elapsed"] += fitted["seconds"]
+            state["teacher"] = {"order": fitted["order"], "train_bpc": min(fitted["bpc"]), "seconds": fitted["seconds"],
+                                "folds": DISTILL_FOLDS}
+        log(f"n-gram teacher for ngram_distill={cfg['ngram_distill']}: Kneser-Ney order {fitted['order']}, cross-fitted "
+            f"on {DISTILL_FOLDS} parts of the training text: {min(fitted['bpc']):.3f} bpc on it, {fitted['seconds']:.1f} s"
+            + ("" if resume else " (counted in the training time)"))
 
     ddp_model = model
     if dist_info.enabled:
@@ -410,7 +413,7 @@ def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False,
                 at_x, at_y = random_windows(positions, cfg["batch_size"], cfg["seq_len"], gen)
             x = noised(train_stream[at_x], train_stream, cfg["input_noise"], gen)
             x, y = shard(x, dist_info).to(device), shard(train_stream[at_y], dist_info).to(device)
-            soft = shard(teacher[at_y], dist_info).to(device) if teacher is not None else None
+            soft = teacher[shard(at_y, dist_info)].to(device) if teacher is not None else None
             loss, left = train_step(ddp_model, model, opt, x, y, cfg["grad_clip"], device, bf16, average, carried,
                                     soft, cfg["ngram_distill"])
             # kept only where it is carried (None otherwise); it is carried through the anneal's reload of the

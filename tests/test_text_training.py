@@ -610,6 +610,19 @@ def test_ngram_distill_trains_towards_the_cross_fitted_teacher_and_reports_the_p
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
     assert losses[0] == pytest.approx(losses[1]) == pytest.approx(losses[2])
     assert torch.allclose(grads[0], grads[1], atol=1e-6) and not torch.allclose(grads[0], grads[2], atol=1e-4)
+    # the weight: the update is the one of the cross-entropy against (1 - w) * one-hot + w * teacher
+    teacher = torch.softmax(torch.randn(2, 5, 6), dim=-1)
+    for w in (0.2, 0.7):
+        torch.manual_seed(0)
+        model = build_model("lstm", config, 6)
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)
+        training.train_step(model, model, opt, x, y, 1e9, torch.device("cpu"), False, soft=teacher, soft_weight=w)
+        got = torch.cat([p.grad.flatten() for p in model.parameters()])
+        torch.manual_seed(0)
+        model = build_model("lstm", config, 6)
+        target = (1 - w) * torch.nn.functional.one_hot(y, 6).float() + w * teacher
+        torch.nn.functional.cross_entropy(model(x)[0].flatten(0, 1), target.flatten(0, 1)).backward()
+        assert torch.allclose(got, torch.cat([p.grad.flatten() for p in model.parameters()]), atol=1e-6)
     # the loop: each window's soft targets are the teacher's rows at its target positions
     txt_to_numpy(tiny_text, tmp_path / "data")
     data = load_text_data(tmp_path / "data" / "tiny")
@@ -629,3 +642,6 @@ def test_ngram_distill_trains_towards_the_cross_fitted_teacher_and_reports_the_p
             starts = np.flatnonzero((windows == y_row.numpy()).all(axis=1))
             assert any(np.allclose(teacher[s:s + len(y_row)], soft_row.numpy()) for s in starts)
     assert math.isfinite(result["best_val_bpc"]) and result["train_bpc"] > 0
+    ended = json.loads((tmp_path / "ck" / "tcn" / "run.json").read_text())  # the teacher is recorded with the run
+    assert ended["ngram_teacher"]["folds"] == training.DISTILL_FOLDS and ended["ngram_teacher"]["seconds"] > 0
+    assert ended["minutes"] * 60 >= ended["ngram_teacher"]["seconds"]  # its time counts in the budget
