@@ -1,6 +1,6 @@
 """What a regulariser costs per training step: each text architecture at its novel configuration
 (exercise1/<arch>/config.json, the size rule off), one training step at the config's batch and window
-size with and without a setting, the variants alternated in one process so that a busy host slows all
+size (or --batch_size / --seq_len, e.g. a chapter's 8 windows) with and without a setting, the variants alternated in one process so that a busy host slows all
 of them alike; medians over the repeats.
 
     python scripts/step_cost.py --threads 2 --out report/results/text/step_cost.json
@@ -42,12 +42,13 @@ TCN_ONLY = {"channel dropout 0.1": ({"dropout": 0.0, "channel_dropout": 0.1}, 0,
 TEACHER_ROWS = 64_154  # the chapter's training characters: the teacher table the soft targets are gathered from
 
 
-def trainer(arch: str, model_settings: dict, ema_steps: int, distill: float, vocab: int, device, bf16: bool):
+def trainer(arch: str, model_settings: dict, ema_steps: int, distill: float, vocab: int, device, bf16: bool,
+            shape: dict | None = None):
     """A function that runs one training step of `arch` (the loop's own `train_step`: bf16 autocast where
     native, cross-entropy, clipping, AdamW, the weight average, soft targets) on a random batch of the config's shape."""
     config = read_config(default_config_path(arch))
     config["model"].update({"weight_drop": 0.0} if arch == "lstm" else {}, **model_settings)
-    t = config["training"]
+    t = {**config["training"], **(shape or {})}  # shape: batch_size / seq_len instead of the config's
     model = build_model(arch, config, vocab).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=t["learning_rate"], weight_decay=t["weight_decay"])
     average = WeightAverage(model, ema_steps) if ema_steps else None
@@ -73,6 +74,8 @@ def main():
     p.add_argument("--steps", type=positive_int, default=3, help="steps per variant and round")
     p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--batch_size", type=positive_int, help="windows per step (default: each config's)")
+    p.add_argument("--seq_len", type=positive_int, help="characters per window (default: each config's)")
     p.add_argument("--variants", nargs="+", help="time only these variants (names as printed; plain is always timed)")
     p.add_argument("--out", default="outputs/step_cost.json")
     args = p.parse_args()
@@ -82,6 +85,7 @@ def main():
     bf16 = use_bf16(device, "auto")
     vocab = 47
     result = {"host": device_name(device), "threads": args.threads, "bf16": bf16, "repeats": args.repeats,
+              "batch_size": args.batch_size or "config", "seq_len": args.seq_len or "config",
               "steps_per_round": args.steps, "archs": {}}
     for arch in args.archs:
         variants = {**VARIANTS, **(LSTM_ONLY if arch == "lstm" else {}), **(TCN_ONLY if arch == "tcn" else {})}
@@ -90,7 +94,8 @@ def main():
             if unknown:
                 raise UserError(f"--variants: unknown {sorted(unknown)}; known for the {arch}: {', '.join(variants)}")
             variants = {k: v for k, v in variants.items() if k == "plain" or k in args.variants}
-        steps = {name: trainer(arch, settings, ema, distill, vocab, device, bf16)
+        shape = {k: v for k, v in (("batch_size", args.batch_size), ("seq_len", args.seq_len)) if v}
+        steps = {name: trainer(arch, settings, ema, distill, vocab, device, bf16, shape)
                  for name, (settings, ema, distill) in variants.items()}
         for step in steps.values():  # warm-up: kernels chosen, memory allocated
             step()

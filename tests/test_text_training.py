@@ -477,15 +477,15 @@ def test_step_cost_times_every_variant_against_the_plain_step(tmp_path):
     """scripts/step_cost.py times the loop's own train_step with and without each regulariser; the plain
     step is the unit, and the LSTM also gets its weight drop."""
     out = tmp_path / "cost.json"
-    run_script(REPO / "scripts/step_cost.py", "--archs", "lstm", "--repeats", "1", "--steps", "1", "--threads", "1",
-               "--out", out)
+    small = ("--repeats", "1", "--steps", "1", "--threads", "1", "--batch_size", "2", "--seq_len", "16")
+    run_script(REPO / "scripts/step_cost.py", "--archs", "lstm", *small, "--out", out)
     cost = json.loads(out.read_text())["archs"]["lstm"]
     assert set(cost) == {"plain", "dropout 0.1", "dropout 0.2", "weight average 200", "weight drop 0.2",
                          "n-gram distillation 0.3"}
     assert cost["plain"]["relative"] == 1.0
     assert all(v["seconds_per_step"] > 0 for v in cost.values())
-    run_script(REPO / "scripts/step_cost.py", "--archs", "tcn", "--repeats", "1", "--steps", "1", "--threads", "1",
-               "--variants", "n-gram distillation 0.3", "--out", out)
+    run_script(REPO / "scripts/step_cost.py", "--archs", "tcn", *small, "--variants", "n-gram distillation 0.3",
+               "--out", out)
     assert set(json.loads(out.read_text())["archs"]["tcn"]) == {"plain", "n-gram distillation 0.3"}
     assert_clean_error(run_script(REPO / "scripts/step_cost.py", "--variants", "dropout 0.9", "--out", out, check=False),
                        "unknown")
