@@ -248,9 +248,9 @@ def cross_fitted(train, alphabet_size: int, max_order: int = MAX_ORDER, folds: i
     for model, lo, a, b in fits:
         seg = s[lo:b]
         t = np.arange(a - lo, b - lo)
+        ctx_ranks = model._context_ranks(seg, t, max_order)  # order k reads the first k of them
         for k in range(1, max_order + 1):
-            p = model._probs(model._context_ranks(seg, t, k), seg[t], k)
-            bits[k - 1] -= np.log2(p).sum()
+            bits[k - 1] -= np.log2(model._probs(ctx_ranks, seg[t], k)).sum()
     bpc = bits / n
     order = int(np.argmin(bpc)) + 1
     probs = np.empty((n, V), dtype=np.float32)
