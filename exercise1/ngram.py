@@ -182,6 +182,8 @@ class KneserNey:
         `_probs` for all V characters at once: per order, the n-grams of a context are one contiguous run of
         the sorted codes, found by two binary searches (`chunk` rows at a time bounds the memory)."""
         order = self._order(order)
+        if not isinstance(chunk, (int, np.integer)) or chunk < 1:
+            raise ValueError(f"chunk must be a whole number of rows >= 1, got {chunk!r}")
         s = self._checked(stream)
         t = np.asarray(targets, dtype=np.int64)
         ctx_ranks = self._context_ranks(s, t, order)

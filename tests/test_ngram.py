@@ -175,9 +175,15 @@ def test_distributions_agree_with_score_and_sum_to_one():
     assert dist.shape == (40, 5) and np.allclose(dist.sum(axis=1), 1.0, atol=1e-12)
     assert np.allclose(np.log(dist[np.arange(1, 40), held[1:]]), model.score(held), atol=1e-12)
     assert np.allclose(dist[0], model.prob([]))  # position 0: no context
-    for i in range(40):  # every row, not only the target's column, equals the distribution after its context
-        assert np.allclose(dist[i], model.prob(held[:i]), atol=1e-12)
+    for order in range(1, 5):  # every row, not only the target's column, is the distribution after its context
+        rows = model.distributions(held, t, order=order)
+        for i in range(40):
+            assert np.allclose(rows[i], model.prob(held[:i], order=order), rtol=0, atol=1e-12), (order, i)
     assert np.array_equal(model.distributions(held, t, chunk=7), dist)  # rows computed in chunks: the same
+    short = KneserNey(4).fit(train[:2], 5)  # orders above the text's length: empty levels back off
+    assert np.allclose(short.distributions(held, t)[5], short.prob(held[:5]), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="chunk"):
+        model.distributions(held, t, chunk=0)
 
 
 def test_cross_fitted_predicts_each_part_by_a_model_that_never_counted_it():

@@ -623,29 +623,42 @@ def test_ngram_distill_trains_towards_the_cross_fitted_teacher_and_reports_the_p
         target = (1 - w) * torch.nn.functional.one_hot(y, 6).float() + w * teacher
         torch.nn.functional.cross_entropy(model(x)[0].flatten(0, 1), target.flatten(0, 1)).backward()
         assert torch.allclose(got, torch.cat([p.grad.flatten() for p in model.parameters()]), atol=1e-6)
-    # the loop: each window's soft targets are the teacher's rows at its target positions, for random windows
-    # (TCN) and for the LSTM's carried-state lanes (consecutive windows per lane)
+    # the loop: each window's soft targets are exactly the teacher's rows at the target positions drawn, for
+    # random windows (TCN) and for the LSTM's carried-state lanes (consecutive windows per lane)
     txt_to_numpy(tiny_text, tmp_path / "data")
     data = load_text_data(tmp_path / "data" / "tiny")
-    teacher = cross_fitted(data.train, len(data.alphabet), folds=training.DISTILL_FOLDS)["probs"]
-    seen = []
-    real_step = training.train_step
+    teacher = torch.from_numpy(cross_fitted(data.train, len(data.alphabet), folds=training.DISTILL_FOLDS)["probs"])
+    drawn, seen = [], []
+    real_step, real_random, real_lanes = training.train_step, training.random_windows, training.lane_windows
 
-    def spy(*args, **kwargs):
+    def random_spy(*args, **kwargs):
+        out = real_random(*args, **kwargs)
+        drawn.append(out[1].clone())
+        return out
+
+    def lanes_spy(*args, **kwargs):
+        out = real_lanes(*args, **kwargs)
+        drawn.append(out[1].clone())
+        return out
+
+    def step_spy(*args, **kwargs):
         seen.append((args[4].clone(), args[10].clone(), args[11]))
         return real_step(*args, **kwargs)
-    monkeypatch.setattr(training, "train_step", spy)
+    monkeypatch.setattr(training, "train_step", step_spy)
+    monkeypatch.setattr(training, "random_windows", random_spy)
+    monkeypatch.setattr(training, "lane_windows", lanes_spy)
+    train_stream = torch.from_numpy(data.train)
     for arch, lanes in (("lstm", True), ("tcn", False)):
+        drawn.clear()
         seen.clear()
         result = train(arch, tiny_config(arch, tmp_path / "data", epochs=1, ngram_distill=0.3, carry_state=lanes),
-                       ckpt_dir=tmp_path / "ck")
+                       ckpt_dir=tmp_path / f"ck_{arch}")
         assert seen and all(w == 0.3 for _, _, w in seen)
-        for y_batch, soft, _ in seen[:3]:
-            for y_row, soft_row in zip(y_batch, soft):
-                windows = np.lib.stride_tricks.sliding_window_view(data.train, len(y_row))
-                starts = np.flatnonzero((windows == y_row.numpy()).all(axis=1))
-                assert any(np.allclose(teacher[s:s + len(y_row)], soft_row.numpy()) for s in starts), arch
-    assert math.isfinite(result["best_val_bpc"]) and result["train_bpc"] > 0
-    ended = json.loads((tmp_path / "ck" / "tcn" / "run.json").read_text())  # the teacher is recorded with the run
+        drawn = drawn[-len(seen):]  # (the lanes' length check before the loop draws once more)
+        for at_y, (y, soft, _) in zip(drawn, seen):
+            assert torch.equal(y, train_stream[at_y])           # the targets are the text at those positions ...
+            assert torch.equal(soft, teacher[at_y].float())     # ... and the soft targets the teacher's rows there
+        assert math.isfinite(result["best_val_bpc"]) and result["train_bpc"] > 0, arch
+    ended = json.loads((tmp_path / "ck_tcn" / "tcn" / "run.json").read_text())  # the teacher is recorded with the run
     assert ended["ngram_teacher"]["folds"] == training.DISTILL_FOLDS and ended["ngram_teacher"]["seconds"] > 0
     assert ended["minutes"] * 60 >= ended["ngram_teacher"]["seconds"]  # its time counts in the budget
