@@ -364,6 +364,8 @@ def main(out: Path | None = None) -> int:
              "slow_host": seed_spread(RESULTS / "text" / "chapter" / "slow_host"),
              # n-gram distillation (training.ngram_distill) on the chapter, on the same slower host
              "distill": seed_spread(RESULTS / "text" / "chapter" / "distill"),
+             # the same at about 300k characters (a cut of the novel), against that text's default (teacher faded to 0)
+             "mid_distill": seed_spread(RESULTS / "text" / "mid" / "distill"),
              "lr_brackets": lr_brackets(RESULTS / "text"),
              "retrain": retrain_runs(RESULTS / "text" / "retrain"),
              "novel_levers": retrain_runs(RESULTS / "text" / "novel_levers"),
