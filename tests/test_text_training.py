@@ -284,6 +284,11 @@ def test_size_rule_gives_small_texts_their_settings_and_leaves_flags_alone(tiny_
     shipped = read_config(default_config_path("transformer"))
     noise = {n: training_config(shipped, n)[0]["training"]["input_noise"] for n in (64_154, 200_000, 296_498, 688_070)}
     assert noise[64_154] == 0.1 and 0.01 < noise[200_000] < 0.05 and noise[296_498] == noise[688_070] == 0.0
+    # the shipped LSTM and TCN: the chapter's n-gram teacher in full, none on the recorded 330k text or the novel
+    for arch in ("lstm", "tcn"):
+        shipped = read_config(default_config_path(arch))
+        w = {n: training_config(shipped, n)[0]["training"]["ngram_distill"] for n in (64_154, 200_000, 296_498, 688_070)}
+        assert w[64_154] == 0.3 and 0.0 < w[200_000] < 0.3 and w[296_498] == w[688_070] == 0.0, (arch, w)
     # through train.py: every shipped config has the rule, the tiny text is small, the flag wins
     for arch in ("lstm", "tcn", "transformer"):
         rule = read_config(default_config_path(arch))["small_text"]
