@@ -6,6 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from utils.dropout import Dropout, dropout as cheap_dropout
+
 
 class CharLSTM(nn.Module):
     """`forward(idx, state)` takes character indices `[B, T]` and the LSTM state `(h, c)` (None =
@@ -25,7 +27,7 @@ class CharLSTM(nn.Module):
         self.weight_drop = weight_drop
         self.lstm = nn.LSTM(d_one_hot, d_lstm, num_lstm_layers, batch_first=True,
                             dropout=dropout if num_lstm_layers > 1 else 0.0)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.head = nn.Linear(d_lstm, d_one_hot)
 
     @classmethod
@@ -41,7 +43,7 @@ class CharLSTM(nn.Module):
         if self.training and self.weight_drop > 0:
             # DropConnect on the recurrent weights (AWD-LSTM, Merity et al. 2018): one mask per batch,
             # the same at every time step, so the recurrence itself is regularised
-            weights = {name: F.dropout(w, self.weight_drop) if name.startswith("weight_hh") else w
+            weights = {name: cheap_dropout(w, self.weight_drop) if name.startswith("weight_hh") else w
                        for name, w in self.lstm.named_parameters()}
             h, state = functional_call(self.lstm, weights, (x, state))
         else:

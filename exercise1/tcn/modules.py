@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from utils.dropout import Dropout
+
 
 class CausalConv1d(nn.Conv1d):
     """Conv1d that sees only the past: left padding of (k-1)*dilation, or the cached inputs."""
@@ -49,7 +51,7 @@ class TemporalBlock(nn.Module):
         width = 2 * c_out if gated else c_out
         self.conv1 = CausalConv1d(c_in, width, kernel_size, dilation)
         self.conv2 = CausalConv1d(c_out, width, kernel_size, dilation)
-        element, channel = nn.Dropout(dropout), nn.Dropout1d(channel_dropout)
+        element, channel = Dropout(dropout), nn.Dropout1d(channel_dropout)
         self.drop = nn.Sequential(element, channel) if channel_dropout else element
         self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 

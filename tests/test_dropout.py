@@ -1,0 +1,76 @@
+"""The cheap CPU dropout (utils/dropout.py): the rate, the scale, the gradient, evaluation and seeds."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from exercise1.models import build_model
+from utils.dropout import LEVELS, Dropout, cpu_mask, dropout
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.5, 0.9])
+def test_rate_and_scale(p):
+    torch.manual_seed(0)
+    mask = cpu_mask((512, 1031), p, torch.float32)          # an odd size: the last 64-bit draw is cut
+    dropped = round(p * LEVELS)
+    assert mask.unique().tolist() == pytest.approx([0.0, LEVELS / (LEVELS - dropped)])
+    n = mask.numel()
+    rate = (mask == 0).float().mean().item()
+    assert abs(rate - dropped / LEVELS) < 5 * (p * (1 - p) / n) ** 0.5, f"dropped {rate:.4f}, asked {p}"
+    assert mask.mean().item() == pytest.approx(1.0, abs=5 * (p / (1 - p) / n) ** 0.5)   # expectation kept
+
+
+def test_levels_are_uniform_over_all_16_bits():
+    """Every 16-bit level equally often (a biased draw, e.g. a sign bit never set, would drop too few)."""
+    torch.manual_seed(1)
+    levels = torch.empty(1 << 20, dtype=torch.int64).random_(-(1 << 63), None).view(torch.int16)
+    counts = torch.bincount((levels.long() + LEVELS // 2) >> 12, minlength=16).float()  # 16 bands of 4,096 levels
+    expected = levels.numel() / 16
+    assert ((counts - expected).abs() < 5 * expected ** 0.5).all(), counts
+
+
+def test_output_and_gradient_follow_one_mask():
+    torch.manual_seed(2)
+    x = torch.randn(64, 77, requires_grad=True)
+    y = dropout(x, 0.4)
+    kept = y != 0
+    scale = LEVELS / (LEVELS - round(0.4 * LEVELS))
+    assert torch.allclose(y[kept], x[kept] * scale)
+    g = torch.randn_like(y)
+    y.backward(g)
+    assert torch.allclose(x.grad, torch.where(kept, g * scale, 0.0))
+
+
+def test_evaluation_and_zero_rate_are_the_identity_and_seeds_repeat():
+    x = torch.randn(8, 16)
+    assert dropout(x, 0.5, training=False) is x and dropout(x, 0.0) is x
+    layer = Dropout(0.5).eval()
+    assert torch.equal(layer(x), x)
+    layer.train()
+    torch.manual_seed(3)
+    a = layer(x)
+    torch.manual_seed(3)
+    assert torch.equal(layer(x), a) and not torch.equal(a, x)
+    assert torch.equal(dropout(x, 1.0), F.dropout(x, 1.0))   # outside (0, 1): PyTorch's own
+    with pytest.raises(ValueError):
+        Dropout(1.5)
+
+
+@pytest.mark.parametrize("arch,model", [("lstm", {"d_lstm": 32, "num_lstm_layers": 2, "dropout": 0.3, "weight_drop": 0.3}),
+                                        ("tcn", {"channels": [16, 16], "dropout": 0.3}),
+                                        ("transformer", {"d_model": 32, "n_heads": 2, "linear_layer_size": 64,
+                                                         "num_layers": 2, "context_length": 32, "dropout": 0.3})])
+def test_models_drop_in_training_only(arch, model):
+    """The text models use it: training passes differ from evaluation (which is deterministic) and
+    from each other, and gradients reach every weight."""
+    torch.manual_seed(4)
+    net = build_model(arch, {"model": model}, 11)
+    x = torch.randint(0, 11, (3, 20))
+    net.eval()
+    with torch.no_grad():
+        e1, e2 = net(x)[0], net(x)[0]
+    assert torch.equal(e1, e2)
+    net.train()
+    t1, t2 = net(x)[0], net(x)[0]
+    assert not torch.allclose(t1, e1) and not torch.allclose(t1, t2)
+    t1.sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
