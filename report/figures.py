@@ -366,6 +366,8 @@ def main(out: Path | None = None) -> int:
              "distill": seed_spread(RESULTS / "text" / "chapter" / "distill"),
              # the same at about 300k characters (a cut of the novel), against that text's default (teacher faded to 0)
              "mid_distill": seed_spread(RESULTS / "text" / "mid" / "distill"),
+             # the cheap CPU dropout mask (utils/dropout.py) on the chapter, same slower host; "olddrop": PyTorch's mask
+             "cheap_dropout": seed_spread(RESULTS / "text" / "chapter" / "cheap_dropout"),
              "lr_brackets": lr_brackets(RESULTS / "text"),
              "retrain": retrain_runs(RESULTS / "text" / "retrain"),
              "novel_levers": retrain_runs(RESULTS / "text" / "novel_levers"),

@@ -74,3 +74,20 @@ def test_models_drop_in_training_only(arch, model):
     assert not torch.allclose(t1, e1) and not torch.allclose(t1, t2)
     t1.sum().backward()
     assert all(p.grad is not None for p in net.parameters())
+
+
+def test_dropout_cost_script_profiles_the_masks(tmp_path):
+    """scripts/dropout_cost.py: at the chapter's settings the TCN's masks are all cheap ones (no
+    bernoulli_ left in its step), and both masks and both attention forms are timed."""
+    import json
+
+    from conftest import REPO, run_script
+    out = tmp_path / "cost.json"
+    run_script(REPO / "scripts/dropout_cost.py", "--archs", "tcn", "--repeats", "1", "--profiled_steps", "1",
+               "--threads", "1", "--out", out)
+    cost = json.loads(out.read_text())
+    assert cost["cheap_mask"] and set(cost["masks"]) == {"pytorch", "cheap"}
+    assert set(cost["attention"]["dropout 0.1"]) == {"fused_ms", "explicit_cheap_ms"}
+    tcn = cost["steps"]["tcn"]
+    assert tcn["dropout"] == 0.3 and tcn["ms_per_step"] > 0
+    assert tcn["mask_share"]["aten::bernoulli_"] == 0 and tcn["mask_share"]["aten::random_"] > 0

@@ -1,10 +1,11 @@
 """Dropout whose random mask is cheap on a CPU.
 
-PyTorch's CPU dropout draws its mask with `bernoulli_`, one random number per value: 4 ms for the
-262,144 values of a chapter TCN's activation (8 windows x 128 channels x 256 positions, 2 threads,
-AMD EPYC), a quarter of that TCN's training step, 16 % of the LSTM's, 23 % of the Transformer's
-(`torch.profiler`, the chapter's settings). Here one 64-bit draw gives the random 16-bit levels of
-four values, so the mask costs about a quarter of that (forward 0.9 ms against 4.1 ms). A value is
+PyTorch's CPU dropout draws its mask with `bernoulli_`, one random number per value. At the chapter's
+settings that took 14 % of the LSTM's training step, 28 % of the TCN's and 24 % of the Transformer's
+(2 threads, AMD EPYC without AVX512; `scripts/dropout_cost.py`,
+report/results/text/chapter/cheap_dropout/dropout_cost_bernoulli.json). Here one 64-bit draw gives the
+random 16-bit levels of four values, so the mask and its product, forward and backward, cost 1.4 ms
+against 4.8 ms for a chapter TCN's 262,144 activations (dropout_cost.json). A value is
 kept when its level lies at or above round(p * 65536): the rate is p rounded to a multiple of 1/65536,
 and the kept values are scaled by 65536 / (65536 - round(p * 65536)), so the expected output equals
 the input as with `F.dropout`. Other devices (CUDA draws its masks with a fast counter-based generator)

@@ -41,8 +41,9 @@ class TemporalBlock(nn.Module):
     channels and tanh(a) * sigmoid(b) of the two halves instead of ReLU (WaveNet's gated activation, van
     den Oord et al. 2016), so each unit can scale what it passes on. Dropout after each activation:
     `dropout` zeroes single values, `channel_dropout` whole channels of a window (spatial dropout,
-    Tompson et al. 2015: one draw per sequence and channel instead of one per value, which on a CPU
-    costs almost nothing where element-wise dropout nearly doubles a step's time)."""
+    Tompson et al. 2015: one draw per sequence and channel instead of one per value). Element-wise
+    dropout uses the cheap CPU mask of utils/dropout.py: PyTorch's own mask (`bernoulli_`, one random
+    number per value) nearly doubled a training step's time on a CPU."""
 
     def __init__(self, c_in: int, c_out: int, kernel_size: int, dilation: int, dropout: float, gated: bool = False,
                  channel_dropout: float = 0.0):

@@ -54,8 +54,9 @@ def attention(q, k, v, dropout: float) -> torch.Tensor:
     bf16 on the CPU takes the explicit form, whose matrix products use the CPU's bf16 units (AMX, AVX512-BF16):
     training steps 1.75x faster than fp32 on both hosts measured. With dropout on the CPU the fused call
     falls back to PyTorch's own explicit form with its slow mask: the explicit form here with the cheap mask
-    (utils/dropout.py) took 18 ms against 30 ms forward and backward (fp32, 16 x 4 heads x 128 positions,
-    2 threads, AMD EPYC); without dropout the fused kernel is faster (14 ms against 18)."""
+    (utils/dropout.py) took 21 ms against 30 ms forward and backward at dropout 0.1 (fp32, 16 x 4 heads x
+    128 positions, 2 threads, AMD EPYC; scripts/dropout_cost.py); without dropout the fused kernel is
+    faster (13 ms against 17)."""
     T, S = q.shape[-2], k.shape[-2]
     allowed = None if T == S or T == 1 else torch.ones(T, S, dtype=torch.bool, device=q.device).tril(diagonal=S - T)
     if not (q.device.type == "cpu" and (q.dtype == torch.bfloat16 or dropout > 0)):
