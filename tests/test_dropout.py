@@ -51,6 +51,7 @@ def test_evaluation_and_zero_rate_are_the_identity_and_seeds_repeat():
     torch.manual_seed(3)
     assert torch.equal(layer(x), a) and not torch.equal(a, x)
     assert torch.equal(dropout(x, 1.0), F.dropout(x, 1.0))   # outside (0, 1): PyTorch's own
+    assert torch.equal(dropout(torch.ones(1000), 0.999995), torch.zeros(1000))  # rounds to 1: PyTorch's own, no 1/0
     with pytest.raises(ValueError):
         Dropout(1.5)
 
@@ -91,3 +92,40 @@ def test_dropout_cost_script_profiles_the_masks(tmp_path):
     tcn = cost["steps"]["tcn"]
     assert tcn["dropout"] == 0.3 and tcn["ms_per_step"] > 0
     assert tcn["mask_share"]["aten::bernoulli_"] == 0 and tcn["mask_share"]["aten::random_"] > 0
+
+
+def test_the_models_draw_the_cheap_mask_on_the_cpu(monkeypatch):
+    """Every element-wise dropout of the three text models (the LSTM's weight drop and output, the TCN's
+    activations, the Transformer's embeddings, residual branches and attention weights) goes through
+    cpu_mask: counted per training pass."""
+    import utils.dropout as cheap
+    calls = []
+    real = cheap.cpu_mask
+    monkeypatch.setattr(cheap, "cpu_mask", lambda *a: calls.append(a[0]) or real(*a))
+    x = torch.randint(0, 11, (2, 12))
+    expected = {"lstm": 3, "tcn": 4, "transformer": 1 + 2 * 3}   # weight_hh of 2 layers + output; 2 blocks x 2; embed + 2 x 3
+    for arch, model in [("lstm", {"d_lstm": 16, "num_lstm_layers": 2, "dropout": 0.3, "weight_drop": 0.3}),
+                        ("tcn", {"channels": [8, 8], "dropout": 0.3}),
+                        ("transformer", {"d_model": 16, "n_heads": 2, "linear_layer_size": 32, "num_layers": 2,
+                                         "context_length": 16, "dropout": 0.3})]:
+        calls.clear()
+        build_model(arch, {"model": model}, 11).train()(x)
+        assert len(calls) == expected[arch], (arch, calls)
+
+
+@pytest.mark.parametrize("past", [0, 5])
+def test_explicit_attention_with_dropout_equals_the_fused_call(monkeypatch, past):
+    """The explicit CPU form taken with dropout (its mask made the identity) gives the fused call's numbers,
+    for a plain causal window and for queries after cached keys (T < S); the future never leaks."""
+    import exercise1.transformer.modules as tm
+    monkeypatch.setattr(tm, "cheap_dropout", lambda w, p: w)
+    torch.manual_seed(5)
+    q = torch.randn(2, 3, 7, 8)
+    k, v = torch.randn(2, 3, 7 + past, 8), torch.randn(2, 3, 7 + past, 8)
+    mine = tm.attention(q, k, v, 0.1)
+    allowed = torch.ones(7, 7 + past, dtype=torch.bool).tril(diagonal=past)
+    fused = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed if past else None, is_causal=not past)
+    assert torch.allclose(mine, fused, atol=1e-5)
+    v2 = v.clone()
+    v2[:, :, -1] += 100.0                                    # the last key's value: only the last query may see it
+    assert torch.allclose(tm.attention(q, k, v2, 0.1)[:, :, :-1], mine[:, :, :-1], atol=1e-5)

@@ -9,7 +9,7 @@ against 4.8 ms for a chapter TCN's 262,144 activations (dropout_cost.json). A va
 kept when its level lies at or above round(p * 65536): the rate is p rounded to a multiple of 1/65536,
 and the kept values are scaled by 65536 / (65536 - round(p * 65536)), so the expected output equals
 the input as with `F.dropout`. Other devices (CUDA draws its masks with a fast counter-based generator)
-and rates outside (0, 1) go to `F.dropout`. Masks follow `torch.manual_seed` (the default CPU generator).
+and rates within 1/131072 of 0 or 1 go to `F.dropout`. Masks follow `torch.manual_seed` (the default CPU generator).
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """`F.dropout(x, p, training)` with the cheap mask on the CPU (same expectation, rate rounded to 1/65536)."""
     if not training or p == 0:
         return x
-    if x.device.type != "cpu" or not 0 < p < 1 or round(p * LEVELS) == 0:
+    if x.device.type != "cpu" or not 0 < round(p * LEVELS) < LEVELS:  # p within 1/131072 of 0 or 1: PyTorch's own
         return F.dropout(x, p, training)
     return _MaskedScale.apply(x, cpu_mask(x.shape, p, x.dtype))
 
