@@ -8,7 +8,10 @@ attention with dropout 0.1, fused call against the explicit form with the cheap 
     python scripts/dropout_cost.py --threads 2 --out report/results/text/chapter/cheap_dropout/dropout_cost.json
 
 Run from a checkout before utils/dropout.py existed, it measures PyTorch's mask alone (the parts that
-need the cheap mask are left out), so the two files compare the code before and after on one host.
+need the cheap mask are left out), so the two files compare the code before and after on one host. That
+is why it sets up its own training step and its own copy of the explicit attention instead of importing
+step_cost.py's or exercise1.transformer.modules.attention's: the checkout before has neither in this
+form (the copy is the model's explicit form, whose numbers tests/test_dropout.py holds equal to the fused call's).
 """
 from __future__ import annotations
 

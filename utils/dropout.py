@@ -13,6 +13,8 @@ and rates within 1/131072 of 0 or 1 go to `F.dropout`. Masks follow `torch.manua
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,26 +22,10 @@ from torch import nn
 LEVELS = 1 << 16  # the random levels of one 16-bit draw
 
 
-class _MaskedScale(torch.autograd.Function):
-    """x * mask with the mask (0 or the scale) saved for the backward pass: d(x * m)/dx = m."""
-
-    @staticmethod
-    def forward(ctx, x, mask):
-        ctx.save_for_backward(mask)
-        return x * mask
-
-    @staticmethod
-    def backward(ctx, grad):
-        (mask,) = ctx.saved_tensors
-        return grad * mask, None
-
-
 def cpu_mask(shape, p: float, dtype: torch.dtype) -> torch.Tensor:
     """A dropout mask of `shape` on the CPU: 0 where a value is dropped (rate p, rounded to 1/65536),
     else 1 / (1 - rate)."""
-    n = 1
-    for size in shape:
-        n *= size
+    n = math.prod(shape)
     dropped = round(p * LEVELS)
     # four 16-bit levels per 64-bit draw, the full signed range: levels are uniform on [-32768, 32767]
     levels = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(1 << 63), None).view(torch.int16)[:n]
@@ -53,7 +39,7 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
         return x
     if x.device.type != "cpu" or not 0 < round(p * LEVELS) < LEVELS:  # p within 1/131072 of 0 or 1: PyTorch's own
         return F.dropout(x, p, training)
-    return _MaskedScale.apply(x, cpu_mask(x.shape, p, x.dtype))
+    return x * cpu_mask(x.shape, p, x.dtype)  # the mask needs no gradient: autograd keeps it for x's
 
 
 class Dropout(nn.Module):
