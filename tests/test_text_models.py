@@ -19,6 +19,10 @@ CONFIGS = {
                          "positional_encoding": "none"},
     "transformer_sin": {"d_model": 32, "n_heads": 4, "linear_layer_size": 48, "num_layers": 2, "context_length": 40,
                         "positional_encoding": "sinusoidal"},
+    "transformer_alibi": {"d_model": 32, "n_heads": 4, "linear_layer_size": 48, "num_layers": 2, "context_length": 40,
+                          "positional_encoding": "none", "alibi": 1.0},
+    "transformer_learnedalibi": {"d_model": 32, "n_heads": 4, "linear_layer_size": 48, "num_layers": 2,
+                                 "context_length": 40, "alibi": 0.5},
 }
 
 
@@ -76,6 +80,63 @@ def test_explicit_bf16_attention_matches_the_fused_kernel():
     assert torch.allclose(attention(q[:, :, -3:], k, v, 0.0), attention(q, k, v, 0.0)[:, :, -3:], atol=1e-5)
 
 
+def test_alibi_slopes_and_bias_by_hand():
+    from exercise1.transformer.modules import alibi_bias, alibi_slopes
+    assert alibi_slopes(4).tolist() == [2 ** -2, 2 ** -4, 2 ** -6, 2 ** -8]
+    # 6 heads: the 4-head slopes, then every other one of the 8-head slopes (2^-1, 2^-3)
+    assert alibi_slopes(6).tolist() == [2 ** -2, 2 ** -4, 2 ** -6, 2 ** -8, 2 ** -1, 2 ** -3]
+    bias = alibi_bias(torch.tensor([0.5]), 2, 3)  # the last 2 of 3 positions
+    inf = float("-inf")
+    assert bias.tolist() == [[[-0.5, 0.0, inf], [-1.0, -0.5, 0.0]]]
+
+
+def test_alibi_attention_leans_to_near_keys_in_both_attention_forms():
+    """With zero queries the scores are the bias alone: weights exp(-m d) / sum, computed by hand;
+    the fused kernel (fp32, no dropout) and the explicit form (dropout on the CPU) agree."""
+    from exercise1.transformer.modules import alibi_bias, alibi_slopes, attention
+    m, T = 0.5, 4
+    bias = alibi_bias(torch.tensor([m]), T, T)
+    q = torch.zeros(1, 1, T, 8)
+    k = torch.randn(1, 1, T, 8)
+    v = torch.arange(T, dtype=torch.float32)[None, None, :, None].expand(1, 1, T, 8)
+    w = torch.exp(-m * torch.arange(T - 1, -1, -1, dtype=torch.float32))  # last query: distances 3, 2, 1, 0
+    expected_last = (w * torch.arange(T)).sum() / w.sum()
+    fused = attention(q, k, v, 0.0, bias)
+    assert torch.allclose(fused[0, 0, -1], expected_last.expand(8), atol=1e-6)
+    assert torch.allclose(fused[0, 0, 0], torch.zeros(8)), "the first query sees only key 0"
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 2, 4, 9, 8).unbind(0)
+    slopes = alibi_slopes(4)
+    bias = alibi_bias(slopes, 9, 9)
+    # dropout > 0 on the CPU selects the explicit form; at p = 1e-9 F.dropout drops a value with chance ~1e-6
+    explicit = attention(q, k, v, 1e-9, bias)
+    assert torch.allclose(explicit, attention(q, k, v, 0.0, bias), atol=1e-5)
+    last3 = attention(q[:, :, -3:], k, v, 0.0, alibi_bias(slopes, 3, 9))
+    assert torch.allclose(last3, explicit[:, :, -3:], atol=1e-5), "cached keys: the same as the full pass"
+    bf16 = attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), 0.0, bias)  # the explicit form without dropout
+    assert (bf16.float() - explicit).abs().max() < 0.05
+
+
+def test_model_alibi_scales_the_slopes_and_0_is_the_plain_transformer():
+    from exercise1.transformer.modules import alibi_slopes
+    from utils.errors import UserError
+    scaled = make("transformer_learnedalibi")  # model.alibi = 0.5
+    assert torch.equal(scaled.slopes, 0.5 * alibi_slopes(4))
+    plain_cfg = {k: v for k, v in CONFIGS["transformer_learnedalibi"].items() if k != "alibi"}
+    torch.manual_seed(0)
+    plain = build_model("transformer", {"model": plain_cfg}, V).eval()
+    torch.manual_seed(0)
+    off = build_model("transformer", {"model": {**plain_cfg, "alibi": 0.0}}, V).eval()
+    assert off.slopes is None and off.state_dict().keys() == plain.state_dict().keys() == scaled.state_dict().keys()
+    x = torch.randint(0, V, (2, 30))
+    with torch.no_grad():
+        assert torch.equal(off(x)[0], plain(x)[0])        # off: the model without the key (old checkpoints)
+        assert not torch.allclose(scaled(x)[0], plain(x)[0], atol=1e-4)  # the same weights: the biases change it
+    for bad in (-1.0, "x", float("inf"), True):
+        with pytest.raises(UserError, match="model.alibi"):
+            build_model("transformer", {"model": {**plain_cfg, "alibi": bad}}, V)
+
+
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_incremental_equals_full_forward(name):
     model = make(name)
@@ -105,7 +166,8 @@ def test_tcn_receptive_field_matches_the_formula_and_the_shipped_config():
     assert shipped.receptive_field >= 128
 
 
-@pytest.mark.parametrize("name", ["lstm", "tcn", "transformer", "transformer_none"])
+@pytest.mark.parametrize("name", ["lstm", "tcn", "transformer", "transformer_none", "transformer_alibi",
+                                  "transformer_learnedalibi"])
 def test_generate_beyond_the_context_and_reproducibly(name):
     model = make(name)
     prompt = torch.tensor([1, 2, 3])
@@ -123,7 +185,7 @@ def test_all_architectures_registered():
     assert set(ARCHITECTURES) == {"lstm", "tcn", "transformer"}
 
 
-@pytest.mark.parametrize("name", ["lstm", "tcn", "transformer"])
+@pytest.mark.parametrize("name", ["lstm", "tcn", "transformer", "transformer_learnedalibi"])
 def test_evaluate_scores_each_character_with_its_full_context(name):
     import math
     import torch.nn.functional as F
@@ -131,7 +193,7 @@ def test_evaluate_scores_each_character_with_its_full_context(name):
     model = make(name)
     stream = torch.randint(0, V, (301,))
     with torch.no_grad():
-        if name == "transformer":  # sliding windows of the context (40), stride 20: recompute by hand
+        if name.startswith("transformer"):  # sliding windows of the context (40), stride 20: recompute by hand
             nll = 0.0
             for t in range(0, 300, 20):
                 begin = max(0, t + 20 - 40)

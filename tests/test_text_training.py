@@ -375,6 +375,15 @@ def test_changed_on_resume_names_what_would_change_the_recipe():
         "learning_rate: 0.004 -> 0.002", "batch_size: 64 -> 8"]
 
 
+def test_a_model_setting_added_later_counts_at_its_default_on_resume():
+    """A Transformer run started before model.alibi existed (its last.pt config has no such key) resumes
+    under today's config, which sets alibi 0.0; alibi 1.0 is another model."""
+    from exercise1.training import with_model_defaults
+    old = {"name": "transformer", "d_model": 32, "n_heads": 4, "dropout": 0.1}
+    assert with_model_defaults(old) == with_model_defaults({**old, "alibi": 0.0, "channel_dropout": 0.0})
+    assert with_model_defaults(old) != with_model_defaults({**old, "alibi": 1.0})
+
+
 def test_resuming_a_run_that_stopped_by_itself_trains_nothing(tiny_text, tmp_path):
     """Defect: `make sweep` resumed every cell that had stopped early by patience (such a run never
     reaches its budget), so each rerun trained those cells further and the sweep drifted."""

@@ -2,7 +2,10 @@
 
 `positional_encoding` is "none" (what the course template has: attention alone is blind to order,
 only the causal mask hints at position), "learned" (a trained vector per position) or
-"sinusoidal" (fixed sines and cosines, Vaswani et al. 2017).
+"sinusoidal" (fixed sines and cosines, Vaswani et al. 2017). `alibi` > 0 adds ALiBi's linear biases
+(Press et al. 2022) on top, scaled by it: each head subtracts slope x distance from its attention
+scores, so from the first step every head leans towards the nearest characters, some steeply, some
+hardly (`positional_encoding` "none" with `alibi` 1 is ALiBi as published).
 """
 from __future__ import annotations
 
@@ -46,9 +49,27 @@ class KVCache:
         return self.k[:, :, :end], self.v[:, :, :end]  # [B, H, T_past + T, Dh]
 
 
-def attention(q, k, v, dropout: float) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d)) v, causal: the T queries are the last T of the S key positions, so
-    query i may attend keys 0 .. S - T + i (S = T: plain causal; T = 1: every cached key).
+def alibi_slopes(n_heads: int) -> torch.Tensor:
+    """ALiBi's head slopes (Press et al. 2022): 2^(-8/n), 2^(-16/n), ... for n heads, n a power of two;
+    otherwise those of the power of two below, then every other slope of the one above."""
+    def powers(n):
+        return [2.0 ** (-8.0 * (i + 1) / n) for i in range(n)]
+    below = 2 ** int(math.floor(math.log2(n_heads)))
+    return torch.tensor(powers(below) + powers(2 * below)[0::2][: n_heads - below])
+
+
+def alibi_bias(slopes: torch.Tensor, T: int, S: int) -> torch.Tensor:
+    """`[H, T, S]` additive scores for the last T of S positions: -slope x distance to each earlier key,
+    -inf for later keys (the causal mask is part of it)."""
+    distance = torch.arange(S - T, S, device=slopes.device)[:, None] - torch.arange(S, device=slopes.device)[None, :]
+    bias = -slopes[:, None, None] * distance.clamp(min=0)
+    return bias.masked_fill(distance < 0, float("-inf"))
+
+
+def attention(q, k, v, dropout: float, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d) + bias) v, causal: the T queries are the last T of the S key positions, so
+    query i may attend keys 0 .. S - T + i (S = T: plain causal; T = 1: every cached key). `bias`
+    (`[H, T, S]`, ALiBi's) carries the causal mask itself.
 
     PyTorch's fused CPU kernel is slow in bf16 (its backward took 44% of a training step here), so
     bf16 on the CPU takes the explicit form, whose matrix products use the CPU's bf16 units (AMX, AVX512-BF16):
@@ -58,12 +79,21 @@ def attention(q, k, v, dropout: float) -> torch.Tensor:
     128 positions, 2 threads, AMD EPYC; scripts/dropout_cost.py); without dropout the fused kernel is
     faster (13 ms against 17)."""
     T, S = q.shape[-2], k.shape[-2]
-    allowed = None if T == S or T == 1 else torch.ones(T, S, dtype=torch.bool, device=q.device).tril(diagonal=S - T)
     if not (q.device.type == "cpu" and (q.dtype == torch.bfloat16 or dropout > 0)):
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, is_causal=T == S and T > 1, dropout_p=dropout)
+        if bias is not None:
+            mask = bias.to(q.dtype)
+        else:
+            mask = None if T == S or T == 1 else torch.ones(T, S, dtype=torch.bool, device=q.device).tril(diagonal=S - T)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=bias is None and T == S and T > 1,
+                                              dropout_p=dropout)
     scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
-    if T == S and T > 1:
+    allowed = None
+    if bias is not None:
+        scores = scores.float() + bias  # in fp32: the slopes need not be exact in bf16
+    elif T == S and T > 1:
         allowed = torch.ones(T, S, dtype=torch.bool, device=q.device).tril()
+    elif T > 1:  # the last T queries after S - T cached keys
+        allowed = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(diagonal=S - T)
     if allowed is not None:
         scores = scores.masked_fill(~allowed, float("-inf"))
     weights = cheap_dropout(torch.softmax(scores.float(), dim=-1), dropout).to(v.dtype)
@@ -79,12 +109,12 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(d_model, d_model)
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor, cache=None):
+    def forward(self, x: torch.Tensor, cache=None, bias=None):
         B, T, D = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)  # 3 x [B, H, T, Dh]
         if cache is not None:
             k, v = cache.append(k, v)  # [B, H, T_past + T, Dh]
-        y = attention(q, k, v, self.dropout if self.training else 0.0)
+        y = attention(q, k, v, self.dropout if self.training else 0.0, bias)
         y = y.transpose(1, 2).reshape(B, T, D)  # [B, T, D]
         return self.proj(y), cache
 
@@ -100,8 +130,8 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(approximate="tanh"), nn.Linear(d_ff, d_model), Dropout(dropout))
         self.drop = Dropout(dropout)
 
-    def forward(self, x, cache=None):
-        a, cache = self.attn(self.ln1(x), cache)
+    def forward(self, x, cache=None, bias=None):
+        a, cache = self.attn(self.ln1(x), cache, bias)
         x = x + self.drop(a)
         return x + self.mlp(self.ln2(x)), cache
 
@@ -112,10 +142,12 @@ class CharTransformer(nn.Module):
 
     def __init__(self, d_one_hot: int, d_model: int = 256, n_heads: int = 8, linear_layer_size: int = 512,
                  num_layers: int = 4, context_length: int = 256, positional_encoding: str = "learned",
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, alibi: float = 0.0):
         super().__init__()
         if positional_encoding not in POSITIONAL_ENCODINGS:
             raise ValueError(f"positional_encoding must be one of {POSITIONAL_ENCODINGS}, got {positional_encoding!r}")
+        if isinstance(alibi, bool) or not isinstance(alibi, (int, float)) or not (math.isfinite(alibi) and alibi >= 0):
+            raise ValueError(f"model.alibi (the scale of ALiBi's slopes, 0 = off) must be a finite number >= 0, got {alibi!r}")
         self.d_one_hot = d_one_hot
         self.max_context = context_length
         self.positional_encoding = positional_encoding
@@ -131,6 +163,10 @@ class CharTransformer(nn.Module):
             self.register_buffer("pos", table, persistent=False)
         else:
             self.pos = None
+        if alibi > 0:
+            self.register_buffer("slopes", alibi * alibi_slopes(n_heads), persistent=False)
+        else:
+            self.slopes = None
         self.drop = Dropout(dropout)
         self.blocks = nn.ModuleList(Block(d_model, n_heads, linear_layer_size, dropout) for _ in range(num_layers))
         self.ln_f = nn.LayerNorm(d_model)
@@ -150,16 +186,17 @@ class CharTransformer(nn.Module):
             nn.init.zeros_(module.bias)
 
     config_keys = ("d_model", "n_heads", "linear_layer_size", "num_layers", "context_length", "positional_encoding",
-                   "dropout")  # the model.* keys from_config reads
+                   "dropout", "alibi")  # the model.* keys from_config reads
 
     @classmethod
     def from_config(cls, m: dict, d_one_hot: int) -> "CharTransformer":
         return cls(d_one_hot, m.get("d_model", 256), m.get("n_heads", 8), m.get("linear_layer_size", 512),
                    m.get("num_layers", 4), m.get("context_length", 256), m.get("positional_encoding", "learned"),
-                   m.get("dropout", 0.0))
+                   m.get("dropout", 0.0), m.get("alibi", 0.0))
 
     def context_description(self) -> str:
-        return f"context of {self.max_context} characters, positional encoding '{self.positional_encoding}'"
+        alibi = "" if self.slopes is None else f" and ALiBi's biases (steepest slope {self.slopes.max().item():.3g})"
+        return f"context of {self.max_context} characters, positional encoding '{self.positional_encoding}'{alibi}"
 
     def init_state(self, batch: int, device) -> list[KVCache]:
         """An empty key/value cache per layer, for generation (training passes no state)."""
@@ -177,10 +214,11 @@ class CharTransformer(nn.Module):
         if self.pos is not None:
             x = x + self.pos[past:past + T]
         x = self.drop(x)
+        bias = None if self.slopes is None else alibi_bias(self.slopes, T, past + T)  # [H, T, past + T]
         caches = state if state is not None else [None] * len(self.blocks)
         new_state = []
         for block, cache in zip(self.blocks, caches):
-            x, cache = block(x, cache)
+            x, cache = block(x, cache, bias)
             new_state.append(cache)
         return self.head(self.ln_f(x)), new_state             # [B, T, V]
 
