@@ -368,6 +368,10 @@ def main(out: Path | None = None) -> int:
              "mid_distill": seed_spread(RESULTS / "text" / "mid" / "distill"),
              # the cheap CPU dropout mask (utils/dropout.py) on the chapter, same slower host; "olddrop": PyTorch's mask
              "cheap_dropout": seed_spread(RESULTS / "text" / "chapter" / "cheap_dropout"),
+             # ALiBi's biases in the chapter Transformer (model.alibi), same slower host; "ctl19": the control without
+             "alibi": seed_spread(RESULTS / "text" / "chapter" / "alibi"),
+             # the same at about 150k characters (the novel's first lines): the default (ALiBi faded to about half) and off
+             "mid_alibi": seed_spread(RESULTS / "text" / "mid" / "alibi"),
              "lr_brackets": lr_brackets(RESULTS / "text"),
              "retrain": retrain_runs(RESULTS / "text" / "retrain"),
              "novel_levers": retrain_runs(RESULTS / "text" / "novel_levers"),
