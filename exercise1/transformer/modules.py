@@ -79,21 +79,16 @@ def attention(q, k, v, dropout: float, bias: torch.Tensor | None = None) -> torc
     128 positions, 2 threads, AMD EPYC; scripts/dropout_cost.py); without dropout the fused kernel is
     faster (13 ms against 17)."""
     T, S = q.shape[-2], k.shape[-2]
+    plain = bias is None and (T == S or T == 1)  # causal by is_causal, or every cached key
+    allowed = None if plain or bias is not None else torch.ones(T, S, dtype=torch.bool, device=q.device).tril(diagonal=S - T)
     if not (q.device.type == "cpu" and (q.dtype == torch.bfloat16 or dropout > 0)):
-        if bias is not None:
-            mask = bias.to(q.dtype)
-        else:
-            mask = None if T == S or T == 1 else torch.ones(T, S, dtype=torch.bool, device=q.device).tril(diagonal=S - T)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=bias is None and T == S and T > 1,
-                                              dropout_p=dropout)
+        mask = bias.to(q.dtype) if bias is not None else allowed
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=plain and T > 1, dropout_p=dropout)
     scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
-    allowed = None
     if bias is not None:
         scores = scores.float() + bias  # in fp32: the slopes need not be exact in bf16
     elif T == S and T > 1:
         allowed = torch.ones(T, S, dtype=torch.bool, device=q.device).tril()
-    elif T > 1:  # the last T queries after S - T cached keys
-        allowed = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(diagonal=S - T)
     if allowed is not None:
         scores = scores.masked_fill(~allowed, float("-inf"))
     weights = cheap_dropout(torch.softmax(scores.float(), dim=-1), dropout).to(v.dtype)
