@@ -69,6 +69,24 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def load_model_file(path: str | Path, alphabet=None):
+    """(model in eval mode on the CPU, checkpoint dict, file) of a checkpoint file, or of a run folder's kept
+    model `<run>/<run>.pt`; with `alphabet` (a prepared text's), a model trained on another is refused."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / f"{path.name}.pt"
+    if not path.is_file():
+        raise UserError(f"no model at {path}: give a run folder (with <name>/<name>.pt) or a checkpoint file")
+    ckpt = load_checkpoint(path)
+    if "arch" not in ckpt or "alphabet" not in ckpt:
+        raise UserError(f"{path} is not a text-model checkpoint of this project")
+    if alphabet is not None and list(ckpt["alphabet"]) != list(alphabet):
+        raise UserError(f"{path} was trained on a text with another alphabet than the prepared text given")
+    model = build_model(ckpt["arch"], ckpt["config"], len(ckpt["alphabet"]))
+    load_state_dict_float32(model, ckpt["model"])
+    return model.eval(), ckpt, path
+
+
 def load_text_model(ckpt_dir: str | Path, name: str, arch: str | None = None):
     """(model in eval mode on the CPU, config, alphabet, checkpoint dict) of `<ckpt_dir>/<name>/<name>.pt`."""
     path = Path(ckpt_dir) / name / f"{name}.pt"

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from exercise1.config import RESUME_MAY_CHANGE, changed_on_resume, training_config
 from exercise1.data import lane_windows, load_text_data, noised, random_windows
-from exercise1.evaluation import LN2, evaluate
+from exercise1.evaluation import LN2, detached, evaluate
 from exercise1.generation import generate
 from exercise1.learning import char_kinds, loss_by_kind, sample_statistics, words_of
 from exercise1.models import build_model, check_model_keys, count_parameters
@@ -239,15 +239,6 @@ def train_step(net, model: torch.nn.Module, opt, x: torch.Tensor, y: torch.Tenso
     if average is not None:
         average.update()
     return loss, detached(state)
-
-
-def detached(state):
-    """A model's state (tensors in tuples and lists, or None) cut from the autograd graph."""
-    if isinstance(state, torch.Tensor):
-        return state.detach()
-    if isinstance(state, (tuple, list)):
-        return type(state)(detached(s) for s in state)
-    return state
 
 
 def train(arch: str, config: dict, ckpt_dir: str = "runs", resume: bool = False, seed: int = 0,

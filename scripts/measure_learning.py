@@ -27,24 +27,17 @@ from exercise1.evaluation import LN2, evaluate  # noqa: E402
 from exercise1.generation import generate  # noqa: E402
 from exercise1.learning import (CONTEXT_LENGTHS, char_kinds, context_positions, context_use,  # noqa: E402
                                 loss_by_kind, ngram_equivalent, sample_statistics, words_of)
-from exercise1.models import build_model  # noqa: E402
+from exercise1.models import load_model_file  # noqa: E402
 from exercise1.ngram import KneserNey  # noqa: E402
 from exercise1.ngram import ladder as ngram_ladder  # noqa: E402
 from utils.arguments import add_prepared_data_args, positive_int  # noqa: E402
-from utils.checkpoint import load_checkpoint, load_state_dict_float32, write_json  # noqa: E402
+from utils.checkpoint import write_json  # noqa: E402
 from utils.errors import UserError, cli  # noqa: E402
 from utils.helper_functions import decode  # noqa: E402
 from utils.paths import repo_path  # noqa: E402
 from utils.progress import progress  # noqa: E402
 
 PASSAGE = 300  # characters of the surprisal passage
-
-
-def load_snapshot(path: Path):
-    ck = load_checkpoint(path)
-    model = build_model(ck["arch"], ck["config"], len(ck["alphabet"]))
-    load_state_dict_float32(model, ck["model"])
-    return model.eval(), ck
 
 
 def ngram_on_positions(data, lengths=CONTEXT_LENGTHS, targets: int = 4000) -> dict[int, float]:
@@ -129,7 +122,7 @@ def main():
         kept = folder / f"{name}.pt"  # train.py keeps the best model of run <name> as <name>/<name>.pt
         if not (folder / "early.pt").is_file() or not kept.is_file():
             raise UserError(f"{folder} has no early.pt and kept model: train it with this version of train.py")
-        result["runs"][name] = {which: measure(*load_snapshot(path), data, kinds, known, ladder, args.sample_chars,
+        result["runs"][name] = {which: measure(*load_model_file(path, data.alphabet)[:2], data, kinds, known, ladder, args.sample_chars,
                                                args.seed, ngram_k)
                                 for which, path in (("early", folder / "early.pt"), ("kept", kept))}
         r = result["runs"][name]

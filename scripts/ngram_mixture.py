@@ -22,23 +22,13 @@ import torch  # noqa: E402
 
 from exercise1.data import load_text_data  # noqa: E402
 from exercise1.evaluation import LN2, evaluate  # noqa: E402
-from exercise1.models import build_model  # noqa: E402
+from exercise1.models import load_model_file  # noqa: E402
 from exercise1.ngram import KneserNey, cross_fitted_mixture  # noqa: E402
 from exercise1.ngram import ladder as ngram_ladder  # noqa: E402
 from utils.arguments import add_prepared_data_args, positive_int  # noqa: E402
-from utils.checkpoint import load_checkpoint, load_state_dict_float32, write_json  # noqa: E402
-from utils.errors import UserError, cli  # noqa: E402
+from utils.checkpoint import write_json  # noqa: E402
+from utils.errors import cli  # noqa: E402
 from utils.paths import repo_path  # noqa: E402
-
-
-def kept_model(path: Path) -> Path:
-    """A checkpoint file, or the kept model <run>/<run>.pt of a run folder."""
-    path = repo_path(path)
-    if path.is_dir():
-        path = path / f"{path.name}.pt"
-    if not path.is_file():
-        raise UserError(f"no model at {path}: give a run folder (with <name>/<name>.pt) or a checkpoint file")
-    return path
 
 
 @cli
@@ -57,13 +47,8 @@ def main():
     val = torch.from_numpy(data.val)
     rows, probs = {}, []
     for run in args.runs:
-        path = kept_model(run)
-        ck = load_checkpoint(path)
-        if list(ck["alphabet"]) != data.alphabet.tolist():
-            raise UserError(f"{path} was trained on another alphabet than {args.dataset}'s")
-        model = build_model(ck["arch"], ck["config"], len(ck["alphabet"]))
-        load_state_dict_float32(model, ck["model"])
-        nats = evaluate(model.eval(), val, ck["config"]["training"]["seq_len"], "cpu", per_char=True)["losses"].double().numpy()
+        model, ck, path = load_model_file(repo_path(run), data.alphabet)
+        nats = evaluate(model, val, ck["config"]["training"]["seq_len"], "cpu", per_char=True)["losses"].double().numpy()
         probs.append(np.exp(-nats))
         rows[path.parent.name] = {"arch": ck["arch"], "bpc": float(nats.mean() / LN2),
                                   "mixture": cross_fitted_mixture(nats, ngram)}

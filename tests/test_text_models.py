@@ -228,6 +228,38 @@ def test_evaluation_scores_every_character_with_full_context_whatever_the_lanes(
     assert abs(one["loss_nats"] - full) < 1e-4
 
 
+@pytest.mark.parametrize("name", ["lstm", "tcn", "transformer", "transformer_learnedalibi"])
+def test_dynamic_evaluation_without_steps_is_evaluate_and_adapts_only_on_what_it_has_scored(name):
+    """lr = 0: the score of `evaluate` with one lane, character by character. With lr > 0: the model
+    changes (later losses differ) but never learns a character before predicting it: changing the
+    character at t leaves every earlier loss as it was, and the model given in stays untouched."""
+    from exercise1.evaluation import dynamic_losses
+
+    model = make(name)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    stream = torch.randint(0, V, (301,), generator=torch.Generator().manual_seed(2))
+    plain = dynamic_losses(model, stream, lr=0.0, segment=20)
+    assert plain.shape == (300,)
+    assert math.isclose(plain.mean().item(), evaluate(model, stream, seq_len=32, device="cpu", lanes=1)["loss_nats"],
+                        rel_tol=1e-5)
+    adapted = dynamic_losses(model, stream, lr=0.5, decay=0.01, segment=20)
+    assert torch.allclose(adapted[:20], plain[:20], atol=1e-6), "the first segment is scored before any step"
+    assert not torch.allclose(adapted[20:], plain[20:], atol=1e-4), "the steps changed nothing"
+    # steps down the gradient: a text read four times is predicted better on its fourth reading than without
+    # steps (a step up the gradient, or on the wrong characters, makes it worse)
+    repeat = torch.cat([stream[:100]] * 4 + [stream[:1]])
+    gain = (dynamic_losses(model, repeat, lr=0.3, segment=20)[300:].mean()
+            - dynamic_losses(model, repeat, lr=0.0, segment=20)[300:].mean())
+    assert gain < -0.005
+    t = 137
+    changed = stream.clone()
+    changed[t] = (changed[t] + 1) % V
+    other = dynamic_losses(model, changed, lr=0.5, decay=0.01, segment=20)
+    assert torch.allclose(other[:t - 1], adapted[:t - 1], atol=1e-6), "a loss before t saw the character at t"
+    assert not torch.allclose(other[t - 1:], adapted[t - 1:], atol=1e-4)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items()), "the given model was changed"
+
+
 def test_transformer_evaluation_scores_the_tail():
     from exercise1.evaluation import evaluate
 

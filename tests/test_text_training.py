@@ -61,6 +61,15 @@ def test_train_then_test_end_to_end(arch, tiny_text, tmp_path):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert {"bpc", "loss_nats", "accuracy", "sample", "chars_per_second"} <= set(result)
     assert len(result["sample"]) == 100 and "True:" in out.stdout and "Prompt:" in out.stdout
+    if arch == "transformer":  # the scripts of separate rows: dynamic evaluation and the n-gram mixture
+        data = ["--data_dir", tmp_path / "data", "--dataset", "tiny"]
+        run_script(REPO / "scripts/dynamic_eval.py", folder, *data, "--out", tmp_path / "dyn.json", "--lrs", 0.01,
+                   "--decays", 0, "--segment", 100)
+        dyn = json.loads((tmp_path / "dyn.json").read_text())["rows"][f"m_{arch}"]
+        assert abs(dyn["sequential_bpc"] - dyn["bpc"]) < 0.05 and len(dyn["grid"]) == 1 and dyn["dynamic"]["bpc"] > 0
+        run_script(REPO / "scripts/ngram_mixture.py", folder, *data, "--out", tmp_path / "mix.json")
+        mix = json.loads((tmp_path / "mix.json").read_text())["rows"][f"m_{arch}"]
+        assert mix["bpc"] == pytest.approx(dyn["bpc"], abs=1e-5) and mix["mixture"]["bpc"] > 0
     # a prompt needs only the checkpoint, not the data
     (tmp_path / "data" / "tiny" / "alphabet.npy").unlink()
     out = run_script(REPO_SCRIPT(arch, "test.py"), "--name", f"m_{arch}", "--ckpt_dir", ck, "--prompt", "the wood",
