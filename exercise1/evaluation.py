@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -85,44 +86,56 @@ def detached(state):
     return state
 
 
+def dynamic_segment(model, segment: int) -> int:
+    """The segment `dynamic_losses` reads between two updates: `segment`, for a model of limited context
+    (the Transformer) at most half of it."""
+    ctx = getattr(model, "max_context", None)
+    return segment if ctx is None else max(1, min(segment, ctx // 2))
+
+
 def dynamic_losses(model, stream: torch.Tensor, lr: float, decay: float = 0.0, segment: int = 64,
                    clip: float = 1.0, device="cpu") -> torch.Tensor:
     """Dynamic evaluation (Krause et al. 2018, their SGD form): the held-out stream is read once, in
-    order, `segment` characters at a time; each segment is first scored, then the model takes one
-    gradient step on that segment's mean loss, theta <- theta - lr * g (g clipped to norm `clip`) +
-    decay * (theta_0 - theta), so it adapts to the text it has already been scored on and never to a
-    character before predicting it. A copy of `model` adapts; `model` itself is left as it was. The LSTM
-    and the TCN carry their state from segment to segment (gradients stop at a segment's start); the
-    Transformer sees a window of its whole context ending at the segment (segments of at most half its
-    context, like `evaluate`'s stride). With lr = 0 this is `evaluate(..., lanes=1)` character by
-    character. Returns the loss in nats of every target `stream[1:]` (`[len(stream) - 1]`, on the CPU)."""
+    order, `segment` characters at a time (`dynamic_segment`); each segment is first scored, then the
+    model takes one gradient step on that segment's mean loss, theta <- theta - lr * g (g clipped to norm
+    `clip`), then theta <- theta + decay * (theta_0 - theta) (back towards the trained weights), so it
+    adapts to the text it has already been scored on and never to a character before predicting it. A
+    copy of `model` adapts; `model` itself is left as it was. The LSTM and the TCN carry their state from
+    segment to segment (gradients stop at a segment's start); the Transformer sees a window of its whole
+    context ending with the segment, placed as `evaluate` places it. With lr = decay = 0 (no steps) this
+    is `evaluate(..., lanes=1)` (for the Transformer when the segment is half its context, `evaluate`'s
+    stride). Returns the loss in nats of every target `stream[1:]` (`[len(stream) - 1]`, on the CPU)."""
     model = copy.deepcopy(model).to(device).eval()  # eval: no dropout while reading; gradients still flow
     params = [p for p in model.parameters() if p.requires_grad]
     start = [p.detach().clone() for p in params]
     ctx = getattr(model, "max_context", None)
-    if ctx is not None:
-        segment = max(1, min(segment, ctx // 2))
+    segment = dynamic_segment(model, segment)
+    steps = lr > 0 or decay > 0
     x, y = stream[:-1].to(device)[None], stream[1:].to(device)
     out = torch.empty(len(y))
     state = None
-    for a in range(0, len(y), segment):
-        b = min(a + segment, len(y))
-        if ctx is None:
-            logits, state = model(x[:, a:b], state)
-            state = detached(state)
-        else:
-            begin = max(0, b - ctx)
-            logits = model(x[:, begin:b])[0][:, a - begin:]
-        losses = F.cross_entropy(logits[0].float(), y[a:b], reduction="none")
-        out[a:b] = losses.detach().cpu()
-        if lr > 0 or decay > 0:
-            model.zero_grad(set_to_none=True)
-            losses.mean().backward()
-            torch.nn.utils.clip_grad_norm_(params, clip)
-            with torch.no_grad():
-                for p, p0 in zip(params, start):
-                    if p.grad is not None:
-                        p.add_(p.grad, alpha=-lr)
-                    if decay:
-                        p.add_(p0 - p, alpha=decay)
+    # cuDNN's LSTM has no backward pass in eval mode, and train mode would switch its dropout on: without cuDNN
+    no_cudnn = torch.backends.cudnn.flags(enabled=False) if x.is_cuda and steps else nullcontext()
+    with no_cudnn, torch.set_grad_enabled(steps):
+        for a in range(0, len(y), segment):
+            b = min(a + segment, len(y))
+            if ctx is None:
+                logits, state = model(x[:, a:b], state)
+                state = detached(state)
+            else:
+                begin = max(0, a + segment - ctx)  # evaluate's window: the whole context before the segment's end
+                logits = model(x[:, begin:b])[0][:, a - begin:]
+            losses = F.cross_entropy(logits[0].float(), y[a:b], reduction="none")
+            out[a:b] = losses.detach().cpu()
+            if steps:
+                model.zero_grad(set_to_none=True)
+                if lr > 0:
+                    losses.mean().backward()
+                    torch.nn.utils.clip_grad_norm_(params, clip)
+                with torch.no_grad():
+                    for p, p0 in zip(params, start):
+                        if p.grad is not None:
+                            p.add_(p.grad, alpha=-lr)
+                        if decay:
+                            p.add_(p0 - p, alpha=decay)
     return out

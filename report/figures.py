@@ -372,6 +372,11 @@ def main(out: Path | None = None) -> int:
              "alibi": seed_spread(RESULTS / "text" / "chapter" / "alibi"),
              # the same at about 150k characters (the novel's first lines): the default (ALiBi faded to about half) and off
              "mid_alibi": seed_spread(RESULTS / "text" / "mid" / "alibi"),
+             # more levers on the chapter's defaults, same slower host (TCN width and carried state, the Transformer's
+             # weight decay, the LSTM's batch)
+             "levers2": seed_spread(RESULTS / "text" / "chapter" / "levers2"),
+             # the TCN's new width at about 300k characters (224 channels) against the rule before (192), same host
+             "mid_width": seed_spread(RESULTS / "text" / "mid" / "width"),
              "lr_brackets": lr_brackets(RESULTS / "text"),
              "retrain": retrain_runs(RESULTS / "text" / "retrain"),
              "novel_levers": retrain_runs(RESULTS / "text" / "novel_levers"),

@@ -237,9 +237,9 @@ def test_dynamic_evaluation_without_steps_is_evaluate_and_adapts_only_on_what_it
 
     model = make(name)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    stream = torch.randint(0, V, (301,), generator=torch.Generator().manual_seed(2))
+    stream = torch.randint(0, V, (311,), generator=torch.Generator().manual_seed(2))  # a partial last segment
     plain = dynamic_losses(model, stream, lr=0.0, segment=20)
-    assert plain.shape == (300,)
+    assert plain.shape == (310,)
     assert math.isclose(plain.mean().item(), evaluate(model, stream, seq_len=32, device="cpu", lanes=1)["loss_nats"],
                         rel_tol=1e-5)
     adapted = dynamic_losses(model, stream, lr=0.5, decay=0.01, segment=20)
@@ -258,6 +258,25 @@ def test_dynamic_evaluation_without_steps_is_evaluate_and_adapts_only_on_what_it
     assert torch.allclose(other[:t - 1], adapted[:t - 1], atol=1e-6), "a loss before t saw the character at t"
     assert not torch.allclose(other[t - 1:], adapted[t - 1:], atol=1e-4)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items()), "the given model was changed"
+
+
+def test_dynamic_evaluation_chooses_each_halfs_setting_on_the_other_half():
+    """scripts/dynamic_eval.py: the second half is scored with the setting best on the first half of the
+    same pass, the first half with the setting best on the pass over the second half alone; a setting
+    that diverged is never chosen."""
+    import importlib.util
+    from conftest import REPO
+    spec = importlib.util.spec_from_file_location("dynamic_eval", REPO / "scripts" / "dynamic_eval.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    a, b, nan = (0.1, 0.0), (0.3, 0.0), (1.0, 0.0)
+    full = {a: torch.tensor([0.0, 0.0, 1.0, 1.0]), b: torch.tensor([1.0, 1.0, 0.0, 0.0]),
+            nan: torch.tensor([float("nan"), 0.0, 0.0, 0.0])}
+    tail = {a: torch.tensor([1.0, 1.0]), b: torch.tensor([0.0, 0.0]), nan: torch.tensor([float("nan"), 0.0])}
+    got = module.cross_fitted(full, tail, 4)
+    # each half scored with its own best setting would give 0 nats
+    assert got["bpc"] == pytest.approx(1 / math.log(2))
+    assert got["first_half"] == {"lr": 0.3, "decay": 0.0} and got["second_half"] == {"lr": 0.1, "decay": 0.0}
 
 
 def test_transformer_evaluation_scores_the_tail():

@@ -66,7 +66,10 @@ def test_train_then_test_end_to_end(arch, tiny_text, tmp_path):
         run_script(REPO / "scripts/dynamic_eval.py", folder, *data, "--out", tmp_path / "dyn.json", "--lrs", 0.01,
                    "--decays", 0, "--segment", 100)
         dyn = json.loads((tmp_path / "dyn.json").read_text())["rows"][f"m_{arch}"]
-        assert abs(dyn["sequential_bpc"] - dyn["bpc"]) < 0.05 and len(dyn["grid"]) == 1 and dyn["dynamic"]["bpc"] > 0
+        assert abs(dyn["sequential_bpc"] - dyn["bpc"]) < 0.05 and len(dyn["grid"]) == 1 and dyn["segment"] == 32
+        assert dyn["dynamic"]["bpc"] == pytest.approx(dyn["grid"][0]["bpc_in_sample"], rel=1e-6)  # one setting: its own
+        assert_clean_error(run_script(REPO / "scripts/dynamic_eval.py", folder, folder, *data, "--out", tmp_path / "x.json",
+                                      check=False), "share a name")
         run_script(REPO / "scripts/ngram_mixture.py", folder, *data, "--out", tmp_path / "mix.json")
         mix = json.loads((tmp_path / "mix.json").read_text())["rows"][f"m_{arch}"]
         assert mix["bpc"] == pytest.approx(dyn["bpc"], abs=1e-5) and mix["mixture"]["bpc"] > 0
