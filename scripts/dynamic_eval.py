@@ -64,8 +64,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", help="run folders or checkpoint files")
     add_prepared_data_args(p)
-    p.add_argument("--lrs", type=non_negative_float, nargs="+", default=[0.003, 0.01, 0.03, 0.1],
-                   help="SGD learning rates of the grid (default: %(default)s)")
+    p.add_argument("--lrs", type=non_negative_float, nargs="+", default=[0.01, 0.03, 0.1, 0.3, 1.0],
+                   help="SGD learning rates of the grid (default: %(default)s, the chapter's grid of the report)")
     p.add_argument("--decays", type=non_negative_float, nargs="+", default=[0.0, 0.01],
                    help="decay towards the trained weights per step (default: %(default)s)")
     p.add_argument("--segment", type=positive_int, default=64,
