@@ -377,6 +377,10 @@ def main(out: Path | None = None) -> int:
              "levers2": seed_spread(RESULTS / "text" / "chapter" / "levers2"),
              # the TCN's new width at about 300k characters (224 channels) against the rule before (192), same host
              "mid_width": seed_spread(RESULTS / "text" / "mid" / "width"),
+             # the chapter Transformer's teacher on top of ALiBi, with and without input noise, same host; and the
+             # Transformer's new default at about 150k characters (its control: mid/alibi/'s run of the rule before)
+             "teacher_tf": seed_spread(RESULTS / "text" / "chapter" / "teacher_tf"),
+             "mid_teacher_tf": seed_spread(RESULTS / "text" / "mid" / "teacher_tf"),
              "lr_brackets": lr_brackets(RESULTS / "text"),
              "retrain": retrain_runs(RESULTS / "text" / "retrain"),
              "novel_levers": retrain_runs(RESULTS / "text" / "novel_levers"),
