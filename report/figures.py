@@ -380,8 +380,8 @@ def main(out: Path | None = None) -> int:
              # the chapter Transformer's teacher on top of ALiBi, with and without input noise, same host; and the
              # Transformer's new default at about 150k characters (its control: mid/alibi/'s run of the rule before)
              "teacher_tf": seed_spread(RESULTS / "text" / "chapter" / "teacher_tf"),
-             # the chapter TCN at 192 channels: its rate, dropout and teacher weight, against this session's default
-             # run ("ctl21"), same host
+             # the chapter TCN at 192 channels: its rate and dropout, against this session's default run ("ctl21"),
+             # same host; the LSTM's default run of that session ("ctl21") for the day's pace
              "levers3": seed_spread(RESULTS / "text" / "chapter" / "levers3"),
              "mid_teacher_tf": seed_spread(RESULTS / "text" / "mid" / "teacher_tf"),
              "lr_brackets": lr_brackets(RESULTS / "text"),

@@ -299,7 +299,11 @@ def test_size_rule_gives_small_texts_their_settings_and_leaves_flags_alone(tiny_
         fitted = {n: training_config(shipped, n)[0]["training"] for n in (64_154, 200_000, 296_498, 688_070)}
         w = {n: t["ngram_distill"] for n, t in fitted.items()}
         assert w[64_154] == 0.3 and 0.0 < w[200_000] < 0.3 and w[296_498] == w[688_070] == 0.0, (arch, w)
-        assert all(t.get("input_noise", 0.0) == 0.0 for t in fitted.values()), arch
+        assert all(t["input_noise"] == 0.0 for t in fitted.values()), arch
+    # the shipped Transformer's ALiBi: in full on the chapter, fading out by its end point
+    shipped = read_config(default_config_path("transformer"))
+    alibi = {n: training_config(shipped, n)[0]["model"]["alibi"] for n in (64_154, 200_000, 296_498)}
+    assert alibi[64_154] == 1.0 and 0.0 < alibi[200_000] < 1.0 and alibi[296_498] == 0.0
     # through train.py: every shipped config has the rule, the tiny text is small, the flag wins
     for arch in ("lstm", "tcn", "transformer"):
         rule = read_config(default_config_path(arch))["small_text"]
@@ -673,7 +677,7 @@ def test_ngram_distill_trains_towards_the_cross_fitted_teacher_and_reports_the_p
     monkeypatch.setattr(training, "random_windows", random_spy)
     monkeypatch.setattr(training, "lane_windows", lanes_spy)
     train_stream = torch.from_numpy(data.train)
-    for arch, lanes in (("lstm", True), ("tcn", False)):
+    for arch, lanes in (("lstm", True), ("tcn", False), ("transformer", False)):
         drawn.clear()
         seen.clear()
         result = train(arch, tiny_config(arch, tmp_path / "data", epochs=1, ngram_distill=0.3, carry_state=lanes),
