@@ -383,6 +383,9 @@ def main(out: Path | None = None) -> int:
              # the chapter TCN at 192 channels: its rate and dropout, against this session's default run ("ctl21"),
              # same host; the LSTM's default run of that session ("ctl21") for the day's pace
              "levers3": seed_spread(RESULTS / "text" / "chapter" / "levers3"),
+             # more levers on the chapter (the TCN's kernel and batch, the LSTM's width, weight drop, carried state,
+             # batch), each against a run of the default at the same pace ("ctl22": session 22's controls)
+             "levers4": seed_spread(RESULTS / "text" / "chapter" / "levers4"),
              "mid_teacher_tf": seed_spread(RESULTS / "text" / "mid" / "teacher_tf"),
              "lr_brackets": lr_brackets(RESULTS / "text"),
              "retrain": retrain_runs(RESULTS / "text" / "retrain"),
