@@ -177,8 +177,10 @@ class RunRecord:
 
 def with_model_defaults(model_cfg: dict) -> dict:
     """A model config with the settings added later filled in at their defaults, so a run started before
-    they existed still resumes (weight drop, the TCN's activation and channel dropout, the Transformer's ALiBi)."""
-    return {"weight_drop": 0.0, "activation": "relu", "channel_dropout": 0.0, "alibi": 0.0, **model_cfg}
+    they existed still resumes (the LSTM's weight drop and locked dropout, the TCN's activation and channel
+    dropout, the Transformer's ALiBi)."""
+    return {"weight_drop": 0.0, "locked_dropout": False, "activation": "relu", "channel_dropout": 0.0, "alibi": 0.0,
+            **model_cfg}
 
 
 def resume_state(record: RunRecord, arch: str, config: dict, alphabet, model, opt, gen, average, seed: int,

@@ -386,6 +386,9 @@ def main(out: Path | None = None) -> int:
              # more levers on the chapter (the TCN's kernel and batch, the LSTM's width, weight drop, carried state,
              # batch), each against a run of the default at the same pace ("ctl22": session 22's controls)
              "levers4": seed_spread(RESULTS / "text" / "chapter" / "levers4"),
+             # the LSTM's depth, window length, locked dropout and weight decay on the chapter, against session 23's
+             # runs of its default ("ctl23", three seeds)
+             "levers5": seed_spread(RESULTS / "text" / "chapter" / "levers5"),
              "mid_teacher_tf": seed_spread(RESULTS / "text" / "mid" / "teacher_tf"),
              "lr_brackets": lr_brackets(RESULTS / "text"),
              "retrain": retrain_runs(RESULTS / "text" / "retrain"),

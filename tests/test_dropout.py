@@ -40,6 +40,17 @@ def test_output_and_gradient_follow_one_mask():
     assert torch.allclose(x.grad, torch.where(kept, g * scale, 0.0))
 
 
+@pytest.mark.parametrize("p", [0.5, 1e-6, 1 - 1e-6])  # the cheap mask, and PyTorch's for rates near 0 or 1
+def test_a_mask_shape_shares_one_mask_along_its_size_1_dimensions(p):
+    torch.manual_seed(3)
+    out = dropout(torch.ones(64, 9, 6), p, mask_shape=(64, 1, 6))
+    assert out.shape == (64, 9, 6) and (out == out[:, :1]).all()
+    if p == 0.5:
+        assert (out == 0).any() and (out != 0).any()
+    with pytest.raises(ValueError, match="does not broadcast"):
+        dropout(torch.ones(4, 9, 6), 0.5, mask_shape=(4, 2, 6))
+
+
 def test_evaluation_and_zero_rate_are_the_identity_and_seeds_repeat():
     x = torch.randn(8, 16)
     assert dropout(x, 0.5, training=False) is x and dropout(x, 0.0) is x

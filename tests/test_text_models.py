@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from exercise1.evaluation import evaluate
 from exercise1.generation import generate
 from exercise1.models import ARCHITECTURES, build_model
+from utils.errors import UserError
 
 V = 11
 CONFIGS = {
@@ -364,6 +365,42 @@ def test_tcn_channel_dropout_drops_whole_channels_in_training_only():
 @pytest.mark.parametrize("key", ["dropout", "channel_dropout"])
 @pytest.mark.parametrize("rate", [-0.1, 1.0])
 def test_tcn_rejects_a_dropout_rate_outside_0_1(key, rate):
-    from utils.errors import UserError
     with pytest.raises(UserError, match=key):
         build_model("tcn", {"model": {"channels": [8], key: rate}}, V)
+
+
+def test_lstm_locked_dropout_draws_one_mask_per_window_and_unit(monkeypatch):
+    """Locked dropout runs the layers one at a time with the same weights: with its masks made the identity
+    a training pass equals the evaluation pass, from a given state too; weight drop still draws its masks
+    (one per recurrent matrix), then each layer asks for one mask of shape [B, 1, H]."""
+    import utils.dropout as cheap
+    torch.manual_seed(0)
+    model = build_model("lstm", {"model": {"d_lstm": 16, "num_lstm_layers": 2, "dropout": 0.5, "weight_drop": 0.3,
+                                           "locked_dropout": True}}, V)
+    x = torch.randint(0, V, (3, 12))
+    start = (torch.randn(2, 3, 16), torch.randn(2, 3, 16))
+    model.eval()
+    with torch.no_grad():
+        plain = [model(x, s) for s in (None, start)]
+    model.train()
+    shapes = []
+    monkeypatch.setattr(cheap, "cpu_mask", lambda shape, p, dtype: shapes.append(tuple(shape)) or torch.ones(shape))
+    for s, (logits, (h, c)) in zip((None, start), plain):
+        shapes.clear()
+        out, (h2, c2) = model(x, s)
+        assert shapes == [(64, 16), (64, 16), (3, 1, 16), (3, 1, 16)]
+        assert torch.allclose(out, logits, atol=1e-5) and torch.allclose(h2, h, atol=1e-5) and torch.allclose(c2, c, atol=1e-5)
+    monkeypatch.undo()
+    seen = {}
+    model.head.register_forward_hook(lambda m, inp, out: seen.update(h=inp[0]))
+    a, _ = model(x)
+    a.sum().backward()
+    assert not torch.allclose(a, plain[0][0]) and all(p.grad is not None for p in model.parameters())
+    zero = seen["h"] == 0                                     # [B, T, H]: a dropped unit is zero at every step
+    assert zero.any() and (zero.all(dim=1) | ~zero.any(dim=1)).all()
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_lstm_rejects_a_locked_dropout_that_is_not_a_bool(value):
+    with pytest.raises(UserError, match="locked_dropout must be true or false"):
+        build_model("lstm", {"model": {"locked_dropout": value}}, V)

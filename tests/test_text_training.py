@@ -395,8 +395,10 @@ def test_a_model_setting_added_later_counts_at_its_default_on_resume():
     under today's config, which sets alibi 0.0; alibi 1.0 is another model."""
     from exercise1.training import with_model_defaults
     old = {"name": "transformer", "d_model": 32, "n_heads": 4, "dropout": 0.1}
-    assert with_model_defaults(old) == with_model_defaults({**old, "alibi": 0.0, "channel_dropout": 0.0})
+    assert with_model_defaults(old) == with_model_defaults({**old, "alibi": 0.0, "channel_dropout": 0.0,
+                                                            "locked_dropout": False})
     assert with_model_defaults(old) != with_model_defaults({**old, "alibi": 1.0})
+    assert with_model_defaults(old) != with_model_defaults({**old, "locked_dropout": True})
 
 
 def test_resuming_a_run_that_stopped_by_itself_trains_nothing(tiny_text, tmp_path):

@@ -33,13 +33,19 @@ def cpu_mask(shape, p: float, dtype: torch.dtype) -> torch.Tensor:
     return keep.to(dtype).mul_(LEVELS / (LEVELS - dropped))
 
 
-def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
-    """`F.dropout(x, p, training)` with the cheap mask on the CPU (same expectation, rate rounded to 1/65536)."""
+def dropout(x: torch.Tensor, p: float, training: bool = True, mask_shape=None) -> torch.Tensor:
+    """`F.dropout(x, p, training)` with the cheap mask on the CPU (same expectation, rate rounded to 1/65536).
+    `mask_shape`: a shape that broadcasts to x's (e.g. [B, 1, H]: one mask per sequence for all time steps)."""
     if not training or p == 0:
         return x
+    shape = x.shape if mask_shape is None else torch.Size(mask_shape)
+    if len(shape) != x.dim() or any(m not in (1, n) for m, n in zip(shape, x.shape)):
+        raise ValueError(f"dropout: mask_shape {tuple(shape)} does not broadcast to the input's {tuple(x.shape)}")
     if x.device.type != "cpu" or not 0 < round(p * LEVELS) < LEVELS:  # p within 1/131072 of 0 or 1: PyTorch's own
-        return F.dropout(x, p, training)
-    return x * cpu_mask(x.shape, p, x.dtype)  # the mask needs no gradient: autograd keeps it for x's
+        if mask_shape is None:
+            return F.dropout(x, p, training)
+        return x * F.dropout(x.new_ones(shape), p, training)
+    return x * cpu_mask(shape, p, x.dtype)  # the mask needs no gradient: autograd keeps it for x's
 
 
 class Dropout(nn.Module):

@@ -1,4 +1,5 @@
-"""Character LSTM as in the sheet's figure: one-hot input -> nn.LSTM -> nn.Linear to logits."""
+"""Character LSTM as in the sheet's figure: one-hot input -> nn.LSTM -> nn.Linear to logits (training with
+locked dropout runs nn.LSTM's layers one at a time, with its weights)."""
 from __future__ import annotations
 
 import torch
@@ -16,15 +17,21 @@ class CharLSTM(nn.Module):
 
     max_context = None  # the state carries the whole past
     carries_state = True  # training.carry_state: the state after one window starts the next
-    config_keys = ("d_lstm", "num_lstm_layers", "dropout", "weight_drop")  # the model.* keys from_config reads
+    config_keys = ("d_lstm", "num_lstm_layers", "dropout", "weight_drop", "locked_dropout")  # model.* keys from_config reads
 
     def __init__(self, d_one_hot: int, d_lstm: int = 512, num_lstm_layers: int = 1, dropout: float = 0.0,
-                 weight_drop: float = 0.0):
+                 weight_drop: float = 0.0, locked_dropout: bool = False):
         super().__init__()
         if not 0 <= weight_drop < 1:
             raise ValueError(f"model.weight_drop must lie in [0, 1), got {weight_drop!r}")
+        if not isinstance(locked_dropout, bool):
+            raise ValueError(f"model.locked_dropout must be true or false, got {locked_dropout!r}")
         self.d_one_hot = d_one_hot
         self.weight_drop = weight_drop
+        # dropout between the layers and before the head: one mask per value (False) or one per window and
+        # unit, the same at every time step (locked or "variational" dropout, Gal & Ghahramani 2016; the
+        # recurrence itself is left to weight_drop, as in AWD-LSTM)
+        self.locked_dropout = locked_dropout
         self.lstm = nn.LSTM(d_one_hot, d_lstm, num_lstm_layers, batch_first=True,
                             dropout=dropout if num_lstm_layers > 1 else 0.0)
         self.drop = Dropout(dropout)
@@ -33,22 +40,49 @@ class CharLSTM(nn.Module):
     @classmethod
     def from_config(cls, model_cfg: dict, d_one_hot: int) -> "CharLSTM":
         return cls(d_one_hot, model_cfg.get("d_lstm", 512), model_cfg.get("num_lstm_layers", 1),
-                   model_cfg.get("dropout", 0.0), model_cfg.get("weight_drop", 0.0))
+                   model_cfg.get("dropout", 0.0), model_cfg.get("weight_drop", 0.0),
+                   model_cfg.get("locked_dropout", False))
 
     def context_description(self) -> str:
         return "unbounded (recurrent state)"
 
     def forward(self, idx: torch.Tensor, state=None):
         x = F.one_hot(idx, self.d_one_hot).float()  # [B, T, V]
+        if self.training and self.locked_dropout and self.drop.p > 0:
+            return self.locked_forward(x, state)
         if self.training and self.weight_drop > 0:
             # DropConnect on the recurrent weights (AWD-LSTM, Merity et al. 2018): one mask per batch,
             # the same at every time step, so the recurrence itself is regularised
-            weights = {name: cheap_dropout(w, self.weight_drop) if name.startswith("weight_hh") else w
-                       for name, w in self.lstm.named_parameters()}
-            h, state = functional_call(self.lstm, weights, (x, state))
+            h, state = functional_call(self.lstm, self.dropped_weights(), (x, state))
         else:
             h, state = self.lstm(x, state)           # [B, T, d_lstm]
         return self.head(self.drop(h)), state        # [B, T, V]
+
+    def dropped_weights(self) -> dict:
+        """The LSTM's parameters by name, the recurrent matrices with weight drop applied (training)."""
+        drop = self.weight_drop if self.training else 0.0
+        return {name: cheap_dropout(w, drop) if name.startswith("weight_hh") else w
+                for name, w in self.lstm.named_parameters()}
+
+    def locked_forward(self, x: torch.Tensor, state):
+        """Training pass with locked dropout: the layers one at a time (the same weights as `self.lstm`,
+        weight drop applied), each layer's output times a mask of shape [B, 1, H] drawn once per window.
+        `torch.lstm` is the op nn.LSTM itself calls (not in PyTorch's documented API); the split into
+        layers made a training step 1.16 times as long at the chapter's settings (report, tab-levers5)."""
+        weights = self.dropped_weights()
+        if state is None:
+            zeros = x.new_zeros(self.lstm.num_layers, x.shape[0], self.lstm.hidden_size)
+            state = (zeros, zeros)
+        hs, cs = [], []
+        for layer in range(self.lstm.num_layers):
+            params = [weights[f"{kind}_l{layer}"] for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            # arguments: has_biases, num_layers, dropout, train, bidirectional, batch_first
+            x, h, c = torch.lstm(x, (state[0][layer:layer + 1], state[1][layer:layer + 1]), params,
+                                 self.lstm.bias, 1, 0.0, True, False, True)  # x: [B, T, H]
+            x = cheap_dropout(x, self.drop.p, mask_shape=(x.shape[0], 1, x.shape[2]))
+            hs.append(h)
+            cs.append(c)
+        return self.head(x), (torch.cat(hs), torch.cat(cs))
 
     @torch.no_grad()
     def step(self, idx: torch.Tensor, state):
