@@ -5,7 +5,8 @@ of them alike; medians over the repeats.
 
     python scripts/step_cost.py --threads 2 --out report/results/text/step_cost.json
 
-Default variants: dropout 0.1 and 0.2 for all three, the LSTM's weight drop 0.2, the TCN's channel dropout 0.1, a weight average
+Default variants: dropout 0.1 and 0.2 for all three, the LSTM's weight drop 0.2 and its dropout 0.5 element-wise and locked
+(model.locked_dropout), the TCN's channel dropout 0.1, a weight average
 over 200 steps and n-gram distillation 0.3 (soft targets gathered from a teacher table the size of the chapter's, as in
 the training loop; `--variants` picks some). A regulariser that doubles the step time halves the steps a time budget allows, so on
 a short budget it has to pay for that before it helps.
@@ -37,7 +38,9 @@ VARIANTS = {  # name -> (model.* settings, weight-average steps, n-gram distilla
     "weight average 200": ({"dropout": 0.0}, 200, 0.0),
     "n-gram distillation 0.3": ({"dropout": 0.0}, 0, 0.3),
 }
-LSTM_ONLY = {"weight drop 0.2": ({"dropout": 0.0, "weight_drop": 0.2}, 0, 0.0)}
+LSTM_ONLY = {"weight drop 0.2": ({"dropout": 0.0, "weight_drop": 0.2}, 0, 0.0),
+             "dropout 0.5": ({"dropout": 0.5}, 0, 0.0),
+             "locked dropout 0.5": ({"dropout": 0.5, "locked_dropout": True}, 0, 0.0)}
 TCN_ONLY = {"channel dropout 0.1": ({"dropout": 0.0, "channel_dropout": 0.1}, 0, 0.0)}
 TEACHER_ROWS = 64_154  # the chapter's training characters: the teacher table the soft targets are gathered from
 

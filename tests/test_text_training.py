@@ -506,13 +506,13 @@ def test_weight_average_is_a_moving_average_swapped_in_for_evaluation():
 
 def test_step_cost_times_every_variant_against_the_plain_step(tmp_path):
     """scripts/step_cost.py times the loop's own train_step with and without each regulariser; the plain
-    step is the unit, and the LSTM also gets its weight drop."""
+    step is the unit, and the LSTM also gets its weight drop and its dropout 0.5, element-wise and locked."""
     out = tmp_path / "cost.json"
     small = ("--repeats", "1", "--steps", "1", "--threads", "1", "--batch_size", "2", "--seq_len", "16")
     run_script(REPO / "scripts/step_cost.py", "--archs", "lstm", *small, "--out", out)
     cost = json.loads(out.read_text())["archs"]["lstm"]
     assert set(cost) == {"plain", "dropout 0.1", "dropout 0.2", "weight average 200", "weight drop 0.2",
-                         "n-gram distillation 0.3"}
+                         "dropout 0.5", "locked dropout 0.5", "n-gram distillation 0.3"}
     assert cost["plain"]["relative"] == 1.0
     assert all(v["seconds_per_step"] > 0 for v in cost.values())
     run_script(REPO / "scripts/step_cost.py", "--archs", "tcn", *small, "--variants", "n-gram distillation 0.3",
