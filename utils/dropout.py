@@ -38,9 +38,11 @@ def dropout(x: torch.Tensor, p: float, training: bool = True, mask_shape=None) -
     `mask_shape`: a shape that broadcasts to x's (e.g. [B, 1, H]: one mask per sequence for all time steps)."""
     if not training or p == 0:
         return x
-    shape = x.shape if mask_shape is None else torch.Size(mask_shape)
-    if len(shape) != x.dim() or any(m not in (1, n) for m, n in zip(shape, x.shape)):
-        raise ValueError(f"dropout: mask_shape {tuple(shape)} does not broadcast to the input's {tuple(x.shape)}")
+    shape = x.shape
+    if mask_shape is not None:  # checked only where given: the plain call stays as cheap as before
+        shape = torch.Size(mask_shape)
+        if len(shape) != x.dim() or any(m not in (1, n) for m, n in zip(shape, x.shape)):
+            raise ValueError(f"dropout: mask_shape {tuple(shape)} does not broadcast to the input's {tuple(x.shape)}")
     if x.device.type != "cpu" or not 0 < round(p * LEVELS) < LEVELS:  # p within 1/131072 of 0 or 1: PyTorch's own
         if mask_shape is None:
             return F.dropout(x, p, training)
