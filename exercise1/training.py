@@ -177,10 +177,10 @@ class RunRecord:
 
 def with_model_defaults(model_cfg: dict) -> dict:
     """A model config with the settings added later filled in at their defaults, so a run started before
-    they existed still resumes (the LSTM's weight drop and locked dropout, the TCN's activation and channel
-    dropout, the Transformer's ALiBi)."""
-    return {"weight_drop": 0.0, "locked_dropout": False, "activation": "relu", "channel_dropout": 0.0, "alibi": 0.0,
-            **model_cfg}
+    they existed still resumes (the LSTM's weight drop, locked dropout and activation regularisation, the
+    TCN's activation and channel dropout, the Transformer's ALiBi)."""
+    return {"weight_drop": 0.0, "locked_dropout": False, "activation_reg": 0.0, "temporal_activation_reg": 0.0,
+            "activation": "relu", "channel_dropout": 0.0, "alibi": 0.0, **model_cfg}
 
 
 def resume_state(record: RunRecord, arch: str, config: dict, alphabet, model, opt, gen, average, seed: int,
@@ -224,7 +224,8 @@ def train_step(net, model: torch.nn.Module, opt, x: torch.Tensor, y: torch.Tenso
     and targets `y` `[B, T]` under bf16 autocast where asked, the gradient norm of `model` clipped, the
     optimiser step and the weight average's update. `state`: what the previous window left (carried
     state), None = an empty start. `soft` `[B, T, V]`: a teacher's distributions; the update then follows
-    (1 - soft_weight) * the cross-entropy against `y` + soft_weight * the one against `soft`. Returns the
+    (1 - soft_weight) * the cross-entropy against `y` + soft_weight * the one against `soft`; a model that
+    sets `penalty` in its training pass (the LSTM's activation regularisation) has it added. Returns the
     plain cross-entropy against `y` (a tensor, not synchronised) and the model's state after the window,
     cut from the graph (gradients stop at the window's start)."""
     with autocast(device, bf16):
@@ -234,6 +235,10 @@ def train_step(net, model: torch.nn.Module, opt, x: torch.Tensor, y: torch.Tenso
     objective = loss
     if soft is not None and soft_weight > 0:
         objective = (1 - soft_weight) * loss + soft_weight * F.cross_entropy(logits, soft.flatten(0, 1))
+    penalty = getattr(model, "penalty", None)
+    if penalty is not None:
+        objective = objective + penalty
+        model.penalty = None  # consumed: the model keeps no tensor of this step's graph (it could not be deep-copied)
     opt.zero_grad(set_to_none=True)
     objective.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)

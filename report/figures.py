@@ -389,6 +389,9 @@ def main(out: Path | None = None) -> int:
              # the LSTM's depth, window length, locked dropout and weight decay on the chapter, against session 23's
              # runs of its default ("ctl23", three seeds)
              "levers5": seed_spread(RESULTS / "text" / "chapter" / "levers5"),
+             # session 24 on an AMD EPYC with AVX512-BF16 (bf16 autocast): the three defaults ("ctl24") and the
+             # LSTM's levers (width 512, activation regularisation) against them
+             "levers6": seed_spread(RESULTS / "text" / "chapter" / "levers6"),
              "mid_teacher_tf": seed_spread(RESULTS / "text" / "mid" / "teacher_tf"),
              "lr_brackets": lr_brackets(RESULTS / "text"),
              "retrain": retrain_runs(RESULTS / "text" / "retrain"),

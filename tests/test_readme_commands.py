@@ -1,7 +1,8 @@
 """The README's commands leave the repository as it was: shipped checkpoints, configs, logs and
 report results are inputs, never outputs. The commands run in a temporary copy of the repository
 (a git repository of its own) on tiny data, with a budget flag added to each training command; then
-`git status` must be clean."""
+`git status` must be clean. The two exercises' commands run as two tests, each in its own copy, so that
+pytest-xdist can run them side by side."""
 import re
 import shutil
 import subprocess
@@ -22,10 +23,12 @@ BUDGET = {
 }
 
 
-def readme_commands() -> list[str]:
-    """The `.venv/bin/python ...` lines of the README's code blocks in the two exercise sections."""
+def readme_commands(exercise: int | None = None) -> list[str]:
+    """The `.venv/bin/python ...` lines of the README's code blocks in the exercise sections (all of
+    them, or exercise `exercise`'s)."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    sections = re.findall(r"^## Exercise \d:.*?(?=^## )", text, flags=re.M | re.S)
+    number = r"\d" if exercise is None else str(exercise)
+    sections = re.findall(rf"^## Exercise {number}:.*?(?=^## )", text, flags=re.M | re.S)
     commands = []
     for section in sections:
         for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S):
@@ -65,14 +68,15 @@ def make_data(dest):
     (dest / "data" / "CelebA" / "list_attr_celeba.txt").write_text("\n".join(["24", " ".join(names), *rows]) + "\n")
 
 
-def test_readme_commands_leave_git_status_clean(tmp_path):
-    commands = readme_commands()
-    assert any("exercise1/lstm/train.py" in c for c in commands) and any("--task rotate" in c for c in commands)
-    clone = tmp_path / "clone"
+ENV = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PROGRESS_EVERY": "60"}
+
+
+def run_in_copy(commands: list[str], clone) -> None:
+    """Run `commands` one after another in a fresh copy `clone` of the repository with tiny data (the
+    budget flags added); each must succeed without a traceback and leave the tracked files as they were."""
     clone.mkdir()
     make_copy(clone)
     make_data(clone)
-    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PROGRESS_EVERY": "60"}
     for command in commands:
         args = command.split(" ", 1)[1]
         argv = [sys.executable, *re.findall(r'"[^"]*"|\S+', args)]
@@ -80,13 +84,33 @@ def test_readme_commands_leave_git_status_clean(tmp_path):
         for key, extra in BUDGET.items():
             if args.startswith(key.split(" ")[0]) and all(part in args for part in key.split(" ")[1:]):
                 argv += extra
-        proc = subprocess.run(argv, cwd=clone, capture_output=True, text=True, env=env, timeout=300)
+        proc = subprocess.run(argv, cwd=clone, capture_output=True, text=True, env=ENV, timeout=300)
         assert proc.returncode == 0, f"{command}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
         assert "Traceback" not in proc.stderr
         status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=clone,
                                 capture_output=True, text=True, check=True).stdout
         assert status == "", f"{command} changed tracked files:\n{status}"
+
+
+def test_readme_lists_both_exercises_commands():
+    commands = readme_commands()
+    assert commands == readme_commands(1) + readme_commands(2)
+    assert any("exercise1/lstm/train.py" in c for c in readme_commands(1))
+    assert any("--task rotate" in c for c in readme_commands(2))
+
+
+def test_exercise1_readme_commands_leave_git_status_clean(tmp_path):
+    clone = tmp_path / "clone"
+    commands = readme_commands(1)
+    assert commands
+    run_in_copy(commands, clone)
     # the README's training commands refuse to train into their own run a second time without a word
     again = subprocess.run([sys.executable, "exercise1/lstm/train.py", *BUDGET["exercise1/lstm/train.py"]], cwd=clone,
-                           capture_output=True, text=True, env=env, timeout=300)
+                           capture_output=True, text=True, env=ENV, timeout=300)
     assert again.returncode == 2 and "--resume" in again.stderr and "--overwrite" in again.stderr
+
+
+def test_exercise2_readme_commands_leave_git_status_clean(tmp_path):
+    commands = readme_commands(2)
+    assert commands
+    run_in_copy(commands, tmp_path / "clone")

@@ -400,6 +400,59 @@ def test_lstm_locked_dropout_draws_one_mask_per_window_and_unit(monkeypatch):
     assert zero.any() and (zero.all(dim=1) | ~zero.any(dim=1)).all()
 
 
+def test_lstm_activation_regularisation_is_the_awd_lstm_penalty_and_reaches_the_loss(monkeypatch):
+    """AR = alpha * mean(dropped output^2), TAR = beta * mean((h_t+1 - h_t)^2) on the last layer's undropped
+    outputs (read through hooks; with locked dropout every mask made 2, so the last layer's outputs are half
+    the head's input); set by training passes only, None when off; the shared train step adds it, so the same
+    batch gives another gradient with it than without, and then clears it (the model stays deep-copyable)."""
+    import copy
+
+    import utils.dropout as cheap
+    from exercise1.training import train_step
+    torch.manual_seed(0)
+    x = torch.randint(0, V, (3, 12))
+    for locked in (False, True):
+        model = build_model("lstm", {"model": {"d_lstm": 16, "num_lstm_layers": 2, "dropout": 0.5,
+                                               "locked_dropout": locked, "activation_reg": 2.0,
+                                               "temporal_activation_reg": 1.0}}, V).train()
+        seen = {}
+        model.head.register_forward_hook(lambda m, inp, out: seen.update(dropped=inp[0]))
+        if locked:
+            monkeypatch.setattr(cheap, "cpu_mask", lambda shape, p, dtype: torch.full(tuple(shape), 2.0))
+        else:
+            model.lstm.register_forward_hook(lambda m, inp, out: seen.update(h=out[0]))
+        model(x)
+        monkeypatch.undo()
+        dropped = seen["dropped"]
+        h = dropped / 2 if locked else seen["h"]
+        assert not torch.equal(h, dropped)
+        expected = 2.0 * dropped.pow(2).mean() + 1.0 * (h[:, 1:] - h[:, :-1]).pow(2).mean()
+        assert torch.allclose(model.penalty, expected)
+        model.eval()
+        model(x)
+        assert model.penalty is None
+    off = build_model("lstm", {"model": {"d_lstm": 16, "dropout": 0.0}}, V).train()
+    off(x)
+    assert off.penalty is None
+    grads = []
+    for reg in (0.0, 5.0):
+        torch.manual_seed(1)
+        m = build_model("lstm", {"model": {"d_lstm": 16, "dropout": 0.0, "activation_reg": reg}}, V)
+        opt = torch.optim.SGD(m.parameters(), lr=0.0)
+        train_step(m, m, opt, x[:, :-1], x[:, 1:], 1e9, torch.device("cpu"), False)
+        grads.append(m.lstm.weight_ih_l0.grad.clone())
+        assert m.penalty is None
+        copy.deepcopy(m)
+    assert not torch.allclose(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("key", ["activation_reg", "temporal_activation_reg"])
+@pytest.mark.parametrize("value", [-1.0, "2", True, float("nan"), float("inf")])
+def test_lstm_rejects_an_activation_regularisation_that_is_not_a_number_at_least_0(key, value):
+    with pytest.raises(UserError, match=key):
+        build_model("lstm", {"model": {key: value}}, V)
+
+
 @pytest.mark.parametrize("value", ["yes", 1, None])
 def test_lstm_rejects_a_locked_dropout_that_is_not_a_bool(value):
     with pytest.raises(UserError, match="locked_dropout must be true or false"):

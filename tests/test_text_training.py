@@ -399,6 +399,8 @@ def test_a_model_setting_added_later_counts_at_its_default_on_resume():
                                                             "locked_dropout": False})
     assert with_model_defaults(old) != with_model_defaults({**old, "alibi": 1.0})
     assert with_model_defaults(old) != with_model_defaults({**old, "locked_dropout": True})
+    assert with_model_defaults(old) == with_model_defaults({**old, "activation_reg": 0.0, "temporal_activation_reg": 0.0})
+    assert with_model_defaults(old) != with_model_defaults({**old, "activation_reg": 2.0})
 
 
 def test_resuming_a_run_that_stopped_by_itself_trains_nothing(tiny_text, tmp_path):
