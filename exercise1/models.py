@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from exercise1.config import TRAINING_DEFAULTS as TRAINING_KEYS
+from exercise1.ensemble import Ensemble
 from exercise1.lstm.modules import CharLSTM
 from exercise1.tcn.modules import CharTCN
 from exercise1.transformer.modules import CharTransformer
@@ -37,7 +38,8 @@ def read_config(path: str | Path) -> dict:
         raise UserError(f"{path} is not valid JSON: {err}") from None
 
 
-COMMON_MODEL_KEYS = ("name", "d_one_hot")  # every architecture: the run's name, the alphabet size
+COMMON_MODEL_KEYS = ("name", "d_one_hot", "members")  # every architecture: the run's name, the alphabet size,
+# how many models of it are trained side by side as one ensemble (exercise1/ensemble.py; 1 = a single model)
 
 
 def check_model_keys(arch: str, config: dict) -> None:
@@ -59,8 +61,14 @@ def check_model_keys(arch: str, config: dict) -> None:
 def build_model(arch: str, config: dict, d_one_hot: int) -> torch.nn.Module:
     if arch not in ARCHITECTURES:
         raise UserError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    model_cfg = config.get("model", {})
+    members = model_cfg.get("members", 1)
+    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+        raise UserError(f"model.members must be a whole number >= 1 (1 = a single model), got {members!r}")
     try:
-        return ARCHITECTURES[arch].from_config(config.get("model", {}), d_one_hot)
+        if members == 1:
+            return ARCHITECTURES[arch].from_config(model_cfg, d_one_hot)
+        return Ensemble([ARCHITECTURES[arch].from_config(model_cfg, d_one_hot) for _ in range(members)])
     except (ValueError, AssertionError, TypeError) as err:
         raise UserError(f"bad model settings in the config: {err}") from None
 

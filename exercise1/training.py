@@ -225,16 +225,19 @@ def train_step(net, model: torch.nn.Module, opt, x: torch.Tensor, y: torch.Tenso
     optimiser step and the weight average's update. `state`: what the previous window left (carried
     state), None = an empty start. `soft` `[B, T, V]`: a teacher's distributions; the update then follows
     (1 - soft_weight) * the cross-entropy against `y` + soft_weight * the one against `soft`; a model that
-    sets `penalty` in its training pass (the LSTM's activation regularisation) has it added. Returns the
-    plain cross-entropy against `y` (a tensor, not synchronised) and the model's state after the window,
+    sets `penalty` in its training pass (the LSTM's activation regularisation) has it added. An ensemble
+    (exercise1/ensemble.py) returns every member's logits in training: the loss is the members' mean, so each
+    learns as if alone. Returns the plain cross-entropy against `y` (a tensor, not synchronised; an
+    ensemble's: its members' mean) and the model's state after the window,
     cut from the graph (gradients stop at the window's start)."""
     with autocast(device, bf16):
         logits, state = net(x, state)
-    logits = logits.float().flatten(0, 1)
-    loss = F.cross_entropy(logits, y.flatten())
+    logits = logits.float()  # [B, T, V], or [K, B, T, V] from an ensemble of K: each member learns on its own
+    loss = F.cross_entropy(logits.flatten(0, -2), y.expand(logits.shape[:-1]).flatten())
     objective = loss
     if soft is not None and soft_weight > 0:
-        objective = (1 - soft_weight) * loss + soft_weight * F.cross_entropy(logits, soft.flatten(0, 1))
+        objective = (1 - soft_weight) * loss + soft_weight * F.cross_entropy(
+            logits.flatten(0, -2), soft.expand(logits.shape).flatten(0, -2))
     penalty = getattr(model, "penalty", None)
     if penalty is not None:
         objective = objective + penalty

@@ -6,8 +6,8 @@
 For each run folder (or checkpoint file), on exactly the characters `evaluate` scores: the model's own
 held-out bpc, the n-gram's, and the bpc of weight * P_model + (1 - weight) * P_ngram, the weight chosen
 on one half of the held-out stream and scored on the other (both ways; exercise1/ngram.py
-`cross_fitted_mixture`), and at weight 0.5. Also the equal mixture of all the models given, mixed the
-same way with the n-gram. These are not the models' figures: the models' own rows stay the plain ones.
+`cross_fitted_mixture`), and at weight 0.5; for an ensemble run (`model.members` > 1) also each member
+alone. Also the equal mixture of all the models given, mixed the same way with the n-gram. These are not the models' figures: the models' own rows stay the plain ones.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from exercise1.data import load_text_data  # noqa: E402
+from exercise1.ensemble import Ensemble  # noqa: E402
 from exercise1.evaluation import LN2, evaluate  # noqa: E402
 from exercise1.models import load_model_file  # noqa: E402
 from exercise1.ngram import KneserNey, cross_fitted_mixture  # noqa: E402
@@ -48,10 +49,13 @@ def main():
     rows, probs = {}, []
     for run in args.runs:
         model, ck, path = load_model_file(repo_path(run), data.alphabet)
-        nats = evaluate(model, val, ck["config"]["training"]["seq_len"], "cpu", per_char=True)["losses"].double().numpy()
+        seq_len = ck["config"]["training"]["seq_len"]
+        nats = evaluate(model, val, seq_len, "cpu", per_char=True)["losses"].double().numpy()
         probs.append(np.exp(-nats))
         rows[path.parent.name] = {"arch": ck["arch"], "bpc": float(nats.mean() / LN2),
                                   "mixture": cross_fitted_mixture(nats, ngram)}
+        if isinstance(model, Ensemble):
+            rows[path.parent.name]["member_bpc"] = [evaluate(m, val, seq_len, "cpu")["bpc"] for m in model.members]
     if len(probs) > 1:
         together = -np.log(np.mean(probs, axis=0))
         rows["equal mixture of the models"] = {"bpc": float(together.mean() / LN2),
@@ -64,6 +68,8 @@ def main():
     for name, r in rows.items():
         print(f"  {name:34s} alone {r['bpc']:.3f}  with the n-gram {r['mixture']['bpc']:.3f} "
               f"(weights {r['mixture']['weights']}; at 0.5: {r['mixture']['bpc_at_half']:.3f})")
+        if "member_bpc" in r:
+            print(f"  {'':34s} its members alone: {', '.join(f'{b:.3f}' for b in r['member_bpc'])}")
     write_json(result, args.out)
     print(f"wrote {args.out}")
 
