@@ -3,7 +3,8 @@
 
 On a chapter-sized text a single model's error is mostly variance (which of many fits to a small
 text it lands on), and the mean of a few independent fits has less of it. Each member learns on
-its own loss, as if trained alone (the training loop averages the members' losses), with its own
+its own loss (the training loop averages the members' losses, so a member's gradient is 1/K of the
+one it would get alone, and `grad_clip` bounds all members' gradients together), with its own
 initial weights and dropout masks; only the prediction mixes them. Joint training on the mixture's
 loss would let the members specialise instead (Webb et al. 2020; Jeffares et al. 2023).
 """

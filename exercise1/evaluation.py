@@ -104,7 +104,9 @@ def dynamic_losses(model, stream: torch.Tensor, lr: float, decay: float = 0.0, s
     segment to segment (gradients stop at a segment's start); the Transformer sees a window of its whole
     context ending with the segment, placed as `evaluate` places it. With lr = decay = 0 (no steps) this
     is `evaluate(..., lanes=1)` (for the Transformer when the segment is half its context, `evaluate`'s
-    stride). Returns the loss in nats of every target `stream[1:]` (`[len(stream) - 1]`, on the CPU)."""
+    stride). An ensemble (exercise1/ensemble.py) adapts all its members on the loss of their mixture, the
+    prediction it is scored by, with one clip for all. Returns the loss in nats of every target `stream[1:]`
+    (`[len(stream) - 1]`, on the CPU)."""
     model = copy.deepcopy(model).to(device).eval()  # eval: no dropout while reading; gradients still flow
     params = [p for p in model.parameters() if p.requires_grad]
     start = [p.detach().clone() for p in params]

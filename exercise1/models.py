@@ -38,6 +38,7 @@ def read_config(path: str | Path) -> dict:
         raise UserError(f"{path} is not valid JSON: {err}") from None
 
 
+MAX_MEMBERS = 16  # an ensemble's members each cost a model's time and memory
 COMMON_MODEL_KEYS = ("name", "d_one_hot", "members")  # every architecture: the run's name, the alphabet size,
 # how many models of it are trained side by side as one ensemble (exercise1/ensemble.py; 1 = a single model)
 
@@ -63,8 +64,9 @@ def build_model(arch: str, config: dict, d_one_hot: int) -> torch.nn.Module:
         raise UserError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
     model_cfg = config.get("model", {})
     members = model_cfg.get("members", 1)
-    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
-        raise UserError(f"model.members must be a whole number >= 1 (1 = a single model), got {members!r}")
+    if isinstance(members, bool) or not isinstance(members, int) or not 1 <= members <= MAX_MEMBERS:
+        raise UserError(f"model.members must be a whole number from 1 (a single model) to {MAX_MEMBERS}, "
+                        f"got {members!r}")
     try:
         if members == 1:
             return ARCHITECTURES[arch].from_config(model_cfg, d_one_hot)

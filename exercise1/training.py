@@ -178,8 +178,8 @@ class RunRecord:
 def with_model_defaults(model_cfg: dict) -> dict:
     """A model config with the settings added later filled in at their defaults, so a run started before
     they existed still resumes (the LSTM's weight drop, locked dropout and activation regularisation, the
-    TCN's activation and channel dropout, the Transformer's ALiBi)."""
-    return {"weight_drop": 0.0, "locked_dropout": False, "activation_reg": 0.0, "temporal_activation_reg": 0.0,
+    TCN's activation and channel dropout, the Transformer's ALiBi, the ensemble's member count)."""
+    return {"members": 1, "weight_drop": 0.0, "locked_dropout": False, "activation_reg": 0.0, "temporal_activation_reg": 0.0,
             "activation": "relu", "channel_dropout": 0.0, "alibi": 0.0, **model_cfg}
 
 
@@ -227,7 +227,8 @@ def train_step(net, model: torch.nn.Module, opt, x: torch.Tensor, y: torch.Tenso
     (1 - soft_weight) * the cross-entropy against `y` + soft_weight * the one against `soft`; a model that
     sets `penalty` in its training pass (the LSTM's activation regularisation) has it added. An ensemble
     (exercise1/ensemble.py) returns every member's logits in training: the loss is the members' mean, so each
-    learns as if alone. Returns the plain cross-entropy against `y` (a tensor, not synchronised; an
+    learns on its own loss (its gradient is 1/K of the one it would get alone; `grad_clip` applies to all
+    members' gradients together). Returns the plain cross-entropy against `y` (a tensor, not synchronised; an
     ensemble's: its members' mean) and the model's state after the window,
     cut from the graph (gradients stop at the window's start)."""
     with autocast(device, bf16):

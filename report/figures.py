@@ -392,6 +392,8 @@ def main(out: Path | None = None) -> int:
              # session 24 on an AMD EPYC with AVX512-BF16 (bf16 autocast): the three defaults ("ctl24") and the
              # LSTM's levers (width 512, activation regularisation) against them
              "levers6": seed_spread(RESULTS / "text" / "chapter" / "levers6"),
+             # the chapter LSTM's default as an ensemble of two members trained in one run (model.members = 2)
+             "ensemble": seed_spread(RESULTS / "text" / "chapter" / "ensemble"),
              "mid_teacher_tf": seed_spread(RESULTS / "text" / "mid" / "teacher_tf"),
              "lr_brackets": lr_brackets(RESULTS / "text"),
              "retrain": retrain_runs(RESULTS / "text" / "retrain"),
