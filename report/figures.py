@@ -394,6 +394,9 @@ def main(out: Path | None = None) -> int:
              "levers6": seed_spread(RESULTS / "text" / "chapter" / "levers6"),
              # the chapter LSTM's default as an ensemble of two members trained in one run (model.members = 2)
              "ensemble": seed_spread(RESULTS / "text" / "chapter" / "ensemble"),
+             # the LSTM at the ensemble's switch (91,882 training characters of the novel): the rule's two members
+             # ("rule") against one model ("one")
+             "cut92": seed_spread(RESULTS / "text" / "cut92"),
              "mid_teacher_tf": seed_spread(RESULTS / "text" / "mid" / "teacher_tf"),
              "lr_brackets": lr_brackets(RESULTS / "text"),
              "retrain": retrain_runs(RESULTS / "text" / "retrain"),
