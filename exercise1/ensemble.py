@@ -1,8 +1,9 @@
 """Several models of one architecture trained side by side in one run and used as one model
 (`model.members` > 1): it predicts the mean of the members' next-character distributions.
 
-On a chapter-sized text a single model's error is mostly variance (which of many fits to a small
-text it lands on), and the mean of a few independent fits has less of it. Each member learns on
+On a chapter-sized text part of a single model's error is variance (which of many fits to a small
+text it lands on; averaging separately trained seeds lowers it, report/results/text/mixture_chapter_*.json),
+and the mean of a few independent fits has less of it. Each member learns on
 its own loss (the training loop averages the members' losses, so a member's gradient is 1/K of the
 one it would get alone, and `grad_clip` bounds all members' gradients together), with its own
 initial weights and dropout masks; only the prediction mixes them. Joint training on the mixture's

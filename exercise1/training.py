@@ -179,8 +179,8 @@ def with_model_defaults(model_cfg: dict) -> dict:
     """A model config with the settings added later filled in at their defaults, so a run started before
     they existed still resumes (the LSTM's weight drop, locked dropout and activation regularisation, the
     TCN's activation and channel dropout, the Transformer's ALiBi, the ensemble's member count)."""
-    return {"members": 1, "weight_drop": 0.0, "locked_dropout": False, "activation_reg": 0.0, "temporal_activation_reg": 0.0,
-            "activation": "relu", "channel_dropout": 0.0, "alibi": 0.0, **model_cfg}
+    return {"members": 1, "weight_drop": 0.0, "locked_dropout": False, "activation_reg": 0.0,
+            "temporal_activation_reg": 0.0, "activation": "relu", "channel_dropout": 0.0, "alibi": 0.0, **model_cfg}
 
 
 def resume_state(record: RunRecord, arch: str, config: dict, alphabet, model, opt, gen, average, seed: int,

@@ -57,9 +57,7 @@ def median_ms(fn, repeats: int) -> float:
 def step_profile(arch: str, train_chars: int, steps: int, repeats: int) -> dict:
     """One training step of one model of `arch` at the settings the size rule gives `train_chars` characters
     (model.members fixed at 1: the chapter's LSTM ensemble is two of these steps)."""
-    config = read_config(default_config_path(arch))
-    config["model"]["members"] = 1
-    config, _ = training_config(config, train_chars, fixed=frozenset({"model.members"}))
+    config, _ = training_config(read_config(default_config_path(arch)), train_chars, fixed=frozenset({"model.members"}))
     t, vocab = config["training"], 47
     model = build_model(arch, config, vocab).train()
     opt = torch.optim.AdamW(model.parameters(), lr=t["learning_rate"], weight_decay=t["weight_decay"])

@@ -7,7 +7,8 @@ For each run folder (or checkpoint file), on exactly the characters `evaluate` s
 held-out bpc, the n-gram's, and the bpc of weight * P_model + (1 - weight) * P_ngram, the weight chosen
 on one half of the held-out stream and scored on the other (both ways; exercise1/ngram.py
 `cross_fitted_mixture`), and at weight 0.5; for an ensemble run (`model.members` > 1) also each member
-alone. Also the equal mixture of all the models given, mixed the same way with the n-gram. These are not the models' figures: the models' own rows stay the plain ones.
+alone. Also the equal mixture of all the models given, mixed the same way with the n-gram. These are not
+the models' figures: the models' own rows stay the plain ones.
 """
 from __future__ import annotations
 

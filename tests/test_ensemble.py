@@ -67,7 +67,7 @@ def test_incremental_generation_equals_the_full_forward(arch):
     assert greedy == seq[4:]
 
 
-def test_each_member_learns_as_if_alone():
+def test_each_member_learns_on_its_own_loss():
     """train_step averages the members' own losses (and their activation penalties): member k's gradient is
     1/K of the one it would get trained alone on the same batch."""
     from exercise1.training import train_step
