@@ -97,7 +97,8 @@ OVERWRITE ?=
 train-text: $(STAMP)
 	CKPT_DIR=$(CKPT_DIR) OVERWRITE=$(OVERWRITE) bash scripts/train_text_models.sh $(TEXT) $(TEXT_MINUTES)
 # The chapter-size check: each architecture's default run (size rule in effect) on a chapter-sized
-# text, curves to report/results/text/chapter/ and the text's n-gram ladder (about 20 min here).
+# text, curves to outputs/results/text/chapter/ and the text's n-gram ladder (about 30 min here; the
+# report's own runs are in report/results/text/chapter/ and stay as they are).
 CHAPTER ?= data/chapter.txt
 chapter: $(STAMP)
 	bash scripts/chapter_runs.sh $(CHAPTER)

@@ -85,37 +85,38 @@ def minutes_arg(value: str):
     return minutes
 
 
-def check_training(cfg: dict) -> None:
-    """Every training value of the right kind and range, or a UserError that names it."""
+def check_training(cfg: dict, where: str = "training") -> None:
+    """Every training value of the right kind and range, or a UserError that names it (as `where`.key:
+    "small_text.training" when the value came from the size rule's small-text end)."""
     for key, (kind, low, inclusive, meaning) in _CHECKS.items():
         value = cfg.get(key)
         ok_kind = (isinstance(value, int) if kind == "int" else isinstance(value, (int, float))) \
             and not isinstance(value, bool)
         if not ok_kind or (kind == "float" and not math.isfinite(value)) or value < low or (value == low and not inclusive):
             bound = f">= {low}" if inclusive else f"> {low}"
-            raise UserError(f"training.{key} ({meaning}) must be {'a whole number' if kind == 'int' else 'a number'} "
+            raise UserError(f"{where}.{key} ({meaning}) must be {'a whole number' if kind == 'int' else 'a number'} "
                             f"{bound}, got {value!r}")
     if 0 < cfg["ema_steps"] < 1:
-        raise UserError(f"training.ema_steps must be 0 (off) or at least 1 step, got {cfg['ema_steps']!r}")
+        raise UserError(f"{where}.ema_steps must be 0 (off) or at least 1 step, got {cfg['ema_steps']!r}")
     if cfg["min_lr_ratio"] > 1:
-        raise UserError(f"training.min_lr_ratio must lie in 0..1, got {cfg['min_lr_ratio']!r}")
+        raise UserError(f"{where}.min_lr_ratio must lie in 0..1, got {cfg['min_lr_ratio']!r}")
     limit = cfg.get("max_minutes")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0
                               or math.isinf(limit)):
-        raise UserError(f"training.max_minutes must be a number > 0, or null for no time limit (--max_minutes none), "
+        raise UserError(f"{where}.max_minutes must be a number > 0, or null for no time limit (--max_minutes none), "
                         f"got {limit!r}")
     noise = cfg.get("input_noise")
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < 1:
-        raise UserError(f"training.input_noise (the share of input characters replaced by random ones) must lie in "
+        raise UserError(f"{where}.input_noise (the share of input characters replaced by random ones) must lie in "
                         f"[0, 1), got {noise!r}")
     weight = cfg.get("ngram_distill")
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < 1:
-        raise UserError(f"training.ngram_distill (the weight of the n-gram teacher in the training targets) must lie "
+        raise UserError(f"{where}.ngram_distill (the weight of the n-gram teacher in the training targets) must lie "
                         f"in [0, 1), got {weight!r}")
     if not isinstance(cfg.get("carry_state"), bool):
-        raise UserError(f"training.carry_state must be true or false, got {cfg.get('carry_state')!r}")
+        raise UserError(f"{where}.carry_state must be true or false, got {cfg.get('carry_state')!r}")
     if cfg.get("bf16") not in ("auto", True, False):
-        raise UserError(f"training.bf16 must be \"auto\", true or false, got {cfg.get('bf16')!r}")
+        raise UserError(f"{where}.bf16 must be \"auto\", true or false, got {cfg.get('bf16')!r}")
 
 
 def apply_overrides(config: dict, args) -> tuple[dict, frozenset]:
@@ -264,6 +265,10 @@ def training_config(config: dict, n_train_chars: int, fixed=frozenset()) -> tupl
     for section in SECTIONS:
         config.setdefault(section, {})
     config["training"] = {**TRAINING_DEFAULTS, **config["training"]}
+    small = ((config.get("small_text") or {}).get("training") or {}) if (config.get("small_text") or {}).get("chars") else {}
+    if small:  # the config's own values, then the small-text end, so a bad value is named where it is set
+        check_training(config["training"])
+        check_training({**config["training"], **small}, where="small_text.training")
     config, line = fit_to_text(config, n_train_chars, fixed)
     check_training(config["training"])
     return config, line

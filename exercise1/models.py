@@ -43,12 +43,22 @@ COMMON_MODEL_KEYS = ("name", "d_one_hot", "members")  # every architecture: the 
 # how many models of it are trained side by side as one ensemble (exercise1/ensemble.py; 1 = a single model)
 
 
+def check_members(members, where: str = "model") -> None:
+    """A UserError unless `members` (an ensemble's size, set at `where`.members) is a whole number 1..MAX_MEMBERS."""
+    if isinstance(members, bool) or not isinstance(members, int) or not 1 <= members <= MAX_MEMBERS:
+        raise UserError(f"{where}.members must be a whole number from 1 (a single model) to {MAX_MEMBERS}, "
+                        f"got {members!r}")
+
+
 def check_model_keys(arch: str, config: dict) -> None:
     """A UserError for a model.* (or small_text.model.*) key the architecture does not read, so a typo
-    or a setting of another architecture (weight_drop on a TCN) is not silently ignored."""
+    or a setting of another architecture (weight_drop on a TCN) is not silently ignored, and for an
+    ensemble size out of range where it is set."""
     known = (*COMMON_MODEL_KEYS, *ARCHITECTURES[arch].config_keys)
     for where, section in (("model", config.get("model") or {}), ("small_text.model",
                                                                   (config.get("small_text") or {}).get("model") or {})):
+        if "members" in section:
+            check_members(section["members"], where)
         for key in section:
             if key in known:
                 continue
@@ -64,9 +74,7 @@ def build_model(arch: str, config: dict, d_one_hot: int) -> torch.nn.Module:
         raise UserError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
     model_cfg = config.get("model", {})
     members = model_cfg.get("members", 1)
-    if isinstance(members, bool) or not isinstance(members, int) or not 1 <= members <= MAX_MEMBERS:
-        raise UserError(f"model.members must be a whole number from 1 (a single model) to {MAX_MEMBERS}, "
-                        f"got {members!r}")
+    check_members(members)
     try:
         if members == 1:
             return ARCHITECTURES[arch].from_config(model_cfg, d_one_hot)

@@ -392,10 +392,11 @@ def main(out: Path | None = None) -> int:
              # session 24 on an AMD EPYC with AVX512-BF16 (bf16 autocast): the three defaults ("ctl24") and the
              # LSTM's levers (width 512, activation regularisation) against them
              "levers6": seed_spread(RESULTS / "text" / "chapter" / "levers6"),
-             # the chapter LSTM's default as an ensemble of two members trained in one run (model.members = 2)
+             # ensembles trained in one run on the chapter (model.members = 2 or 3): the LSTM's and the Transformer's
+             # chapter defaults, the TCN's (one model stays its default)
              "ensemble": seed_spread(RESULTS / "text" / "chapter" / "ensemble"),
-             # the LSTM at the ensemble's switch (91,882 training characters of the novel): the rule's two members
-             # ("rule") against one model ("one")
+             # the LSTM and the Transformer at the ensemble's switch (91,882 training characters of the novel): two
+             # members ("rule" for the LSTM, "ens2" for the Transformer) against one model ("one")
              "cut92": seed_spread(RESULTS / "text" / "cut92"),
              "mid_teacher_tf": seed_spread(RESULTS / "text" / "mid" / "teacher_tf"),
              "lr_brackets": lr_brackets(RESULTS / "text"),

@@ -113,6 +113,23 @@ def test_a_bad_member_count_through_train_py_is_a_clean_error(tiny_text, tmp_pat
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "model.members must be" in proc.stderr
 
 
+def test_a_bad_value_at_the_size_rules_small_end_is_named_where_it_is_set():
+    """The size rule blends small_text values into model.* and training.*; an error names small_text."""
+    from exercise1.config import training_config
+    from exercise1.models import check_model_keys
+    config = {"model": {**CONFIGS["lstm"], "members": 1},
+              "small_text": {"chars": 100, "full_chars": 1000, "model": {"members": 0}}}
+    with pytest.raises(UserError, match=r"^small_text\.model\.members must be"):
+        check_model_keys("lstm", config)
+    config = {"model": {}, "training": {"ema_steps": 0},
+              "small_text": {"chars": 100, "full_chars": 1000, "training": {"ema_steps": -3}}}
+    with pytest.raises(UserError, match=r"^small_text\.training\.ema_steps"):
+        training_config(config, 5000)  # even on a text the small end does not reach
+    config["training"]["grad_clip"] = -1.0  # a bad value of the config's own is named as its own
+    with pytest.raises(UserError, match=r"^training\.grad_clip"):
+        training_config(config, 5000)
+
+
 @pytest.mark.parametrize("arch", list(CONFIGS))
 def test_one_member_is_the_plain_model(arch):
     assert type(ensemble(arch, 1)) is ARCHITECTURES[arch]

@@ -114,3 +114,16 @@ def test_exercise2_readme_commands_leave_git_status_clean(tmp_path):
     commands = readme_commands(2)
     assert commands
     run_in_copy(commands, tmp_path / "clone")
+
+
+def test_chapter_runs_stops_before_training_rather_than_replace_a_report_result():
+    """scripts/chapter_runs.sh (`make chapter`) writes to outputs/ by default; pointed at the report's own
+    results (RES=report/results/text) it refuses to replace a file there without FORCE=1, before any work."""
+    import os
+    env = {**os.environ, "RES": "report/results/text", "KIND": "size_rule", "ARCHS": "lstm", "PYTHON": sys.executable}
+    for key in ("FORCE", "SEEDS", "NAME", "SET", "NOVEL_SETTINGS"):
+        env.pop(key, None)
+    proc = subprocess.run(["bash", str(REPO / "scripts/chapter_runs.sh"), "no/such/text.txt"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "the report reads it" in proc.stderr and "FORCE=1" in proc.stderr
+    assert "wrote" not in proc.stdout  # stopped before preparing the data

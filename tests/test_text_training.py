@@ -300,10 +300,12 @@ def test_size_rule_gives_small_texts_their_settings_and_leaves_flags_alone(tiny_
         w = {n: t["ngram_distill"] for n, t in fitted.items()}
         assert w[64_154] == 0.3 and 0.0 < w[200_000] < 0.3 and w[296_498] == w[688_070] == 0.0, (arch, w)
         assert all(t["input_noise"] == 0.0 for t in fitted.values()), arch
-    # the LSTM's ensemble of two members: on a chapter only, one model again from about 93k characters
-    shipped = read_config(default_config_path("lstm"))
-    members = {n: training_config(shipped, n)[0]["model"]["members"] for n in (64_154, 90_000, 100_000, 688_070)}
-    assert members == {64_154: 2, 90_000: 2, 100_000: 1, 688_070: 1}
+    # the LSTM's and the Transformer's ensembles of two members: on a chapter only, one model again from about
+    # 93k characters; the TCN stays one model
+    for arch, two in (("lstm", 2), ("tcn", 1), ("transformer", 2)):
+        shipped = read_config(default_config_path(arch))
+        members = {n: training_config(shipped, n)[0]["model"].get("members", 1) for n in (64_154, 90_000, 100_000, 688_070)}
+        assert members == {64_154: two, 90_000: two, 100_000: 1, 688_070: 1}, arch
     # the shipped Transformer's ALiBi: in full on the chapter, fading out by its end point
     shipped = read_config(default_config_path("transformer"))
     alibi = {n: training_config(shipped, n)[0]["model"]["alibi"] for n in (64_154, 200_000, 296_498)}
