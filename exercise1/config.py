@@ -265,10 +265,10 @@ def training_config(config: dict, n_train_chars: int, fixed=frozenset()) -> tupl
     for section in SECTIONS:
         config.setdefault(section, {})
     config["training"] = {**TRAINING_DEFAULTS, **config["training"]}
-    small = ((config.get("small_text") or {}).get("training") or {}) if (config.get("small_text") or {}).get("chars") else {}
-    if small:  # the config's own values, then the small-text end, so a bad value is named where it is set
-        check_training(config["training"])
-        check_training({**config["training"], **small}, where="small_text.training")
+    rule = config.get("small_text") or {}
+    if rule.get("chars") and rule.get("training"):  # the config's own values, then the small-text end, so a
+        check_training(config["training"])          # bad value is named where it is set
+        check_training({**config["training"], **rule["training"]}, where="small_text.training")
     config, line = fit_to_text(config, n_train_chars, fixed)
     check_training(config["training"])
     return config, line
