@@ -399,6 +399,9 @@ def main(out: Path | None = None) -> int:
              # members ("rule" for the LSTM, "ens2" for the Transformer) against one model ("one")
              "cut92": seed_spread(RESULTS / "text" / "cut92"),
              "mid_teacher_tf": seed_spread(RESULTS / "text" / "mid" / "teacher_tf"),
+             # session 29: the LSTM's candidate rule for the novel (carried state from the middle of the size range,
+             # novel dropout 0.2) on the 330k text at equal steps (37 passes, "cand"), against today's rule ("ctl37")
+             "mid_carry": seed_spread(RESULTS / "text" / "mid" / "carry_rule"),
              "lr_brackets": lr_brackets(RESULTS / "text"),
              "retrain": retrain_runs(RESULTS / "text" / "retrain"),
              "novel_levers": retrain_runs(RESULTS / "text" / "novel_levers"),
