@@ -94,8 +94,10 @@ pe-seeds: $(STAMP)
 # (without OVERWRITE a run refuses a folder that already holds one).
 CKPT_DIR ?= runs
 OVERWRITE ?=
+# TEXT_EPOCHS=26 ARCHS=lstm: a fixed number of passes instead of the clock (the same steps on any host).
+TEXT_EPOCHS ?=
 train-text: $(STAMP)
-	CKPT_DIR=$(CKPT_DIR) OVERWRITE=$(OVERWRITE) bash scripts/train_text_models.sh $(TEXT) $(TEXT_MINUTES)
+	CKPT_DIR=$(CKPT_DIR) OVERWRITE=$(OVERWRITE) EPOCHS=$(TEXT_EPOCHS) bash scripts/train_text_models.sh $(TEXT) $(TEXT_MINUTES)
 # The chapter-size check: each architecture's default run (size rule in effect) on a chapter-sized
 # text, curves to outputs/results/text/chapter/ and the text's n-gram ladder (about 30 min here; the
 # report's own runs are in report/results/text/chapter/ and stay as they are).

@@ -106,6 +106,7 @@ def text_facts(sweeps: dict) -> dict:
             "early": {k: mid[k] for k in ("epoch", "val_bpc", "sample")},
             "late": {k: best[k] for k in ("epoch", "val_bpc", "sample")},
             "end_train_bpc": rows[-1]["train_bpc"], "end_val_bpc": rows[-1]["val_bpc"], "steps": rows[-1]["step"],
+            "minutes": rows[-1]["minutes"],  # training minutes until the last evaluation
             "curve": [[r["epoch"], r["val_bpc"]] for r in rows],  # (epoch, held-out bpc) at every evaluation
         }
         # the sweep's best cell against the runner-up, at equal steps (the cells ran different numbers

@@ -485,6 +485,9 @@ def test_each_shipped_config_records_every_setting_it_was_trained_with(arch):
     assert shipped["training"]["patience"] == 0  # trained to the end of the budget: make train-text passes --patience 0
     script = (REPO / "scripts" / "train_text_models.sh").read_text()
     assert "--patience 0" in script and '--max_minutes "$MINUTES"' in script
+    if shipped["training"]["max_minutes"] is None:  # trained for a fixed number of passes: EPOCHS=N reproduces it
+        assert isinstance(shipped["training"]["epochs"], int)
+        assert '--epochs "$EPOCHS" --max_minutes none' in script
 
 
 def test_weight_average_is_a_moving_average_swapped_in_for_evaluation():
@@ -579,7 +582,7 @@ def test_lanes_are_contiguous_windows_and_carried_state_continues_the_text(tiny_
         assert math.isfinite(final["best_val_bpc"])
         assert handed == [step % windows == 0 for step in range(len(handed))] and len(handed) > windows, (arch, handed)
     handed.clear()
-    train("lstm", tiny_config("lstm", tmp_path / "data", epochs=1), ckpt_dir=tmp_path / "ck2")
+    train("lstm", tiny_config("lstm", tmp_path / "data", epochs=1, carry_state=False), ckpt_dir=tmp_path / "ck2")
     assert handed and all(handed)                                            # off: every window starts empty
     from exercise1.config import TRAINING_DEFAULTS, check_training
     with pytest.raises(UserError, match="carry_state must be true or false"):
@@ -701,3 +704,20 @@ def test_ngram_distill_trains_towards_the_cross_fitted_teacher_and_reports_the_p
     ended = json.loads((tmp_path / "ck_tcn" / "tcn" / "run.json").read_text())  # the teacher is recorded with the run
     assert ended["ngram_teacher"]["folds"] == training.DISTILL_FOLDS and ended["ngram_teacher"]["seconds"] > 0
     assert ended["minutes"] * 60 >= ended["ngram_teacher"]["seconds"]  # its time counts in the budget
+
+
+def test_shipped_lstm_rule_carries_state_only_on_the_longer_texts():
+    """The LSTM's config switches carried state on halfway (log scale) between its two sizes: a chapter
+    keeps the small-text settings exactly (no carried state), the 330k text and the novel carry it, with
+    the dropout interpolated towards the novel's 0.2 (the report's second LSTM retraining relies on this)."""
+    config = read_config(default_config_path("lstm"))
+    small, full = config["small_text"]["chars"], config["small_text"]["full_chars"]
+    chapter, _ = fit_to_text(config, 64_154)
+    assert chapter["training"]["carry_state"] is False and chapter["model"]["dropout"] == 0.5
+    assert chapter["training"]["batch_size"] == 8 and chapter["model"]["members"] == 2
+    middle = math.sqrt(small * full)  # where a true/false setting switches
+    assert fit_to_text(config, int(middle) - 1000)[0]["training"]["carry_state"] is False
+    mid, _ = fit_to_text(config, 296_498)
+    assert mid["training"]["carry_state"] is True and 0.2 < mid["model"]["dropout"] < 0.5
+    novel, _ = fit_to_text(config, 680_000)
+    assert novel["training"]["carry_state"] is True and novel["model"]["dropout"] == 0.2
