@@ -95,6 +95,7 @@ pe-seeds: $(STAMP)
 CKPT_DIR ?= runs
 OVERWRITE ?=
 # TEXT_EPOCHS=26 ARCHS=lstm: a fixed number of passes instead of the clock (the same steps on any host).
+# THREADS=1 (an environment or make variable): CPU threads per run, default 2.
 TEXT_EPOCHS ?=
 train-text: $(STAMP)
 	CKPT_DIR=$(CKPT_DIR) OVERWRITE=$(OVERWRITE) EPOCHS=$(TEXT_EPOCHS) bash scripts/train_text_models.sh $(TEXT) $(TEXT_MINUTES)

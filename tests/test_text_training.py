@@ -1,5 +1,7 @@
 import math
 import json
+import os
+import subprocess
 
 import pytest
 import torch
@@ -488,6 +490,15 @@ def test_each_shipped_config_records_every_setting_it_was_trained_with(arch):
     if shipped["training"]["max_minutes"] is None:  # trained for a fixed number of passes: EPOCHS=N reproduces it
         assert isinstance(shipped["training"]["epochs"], int)
         assert '--epochs "$EPOCHS" --max_minutes none' in script
+
+
+@pytest.mark.parametrize("env, message", [({"EPOCHS": "ten"}, "EPOCHS must be"), ({"THREADS": "0"}, "THREADS must be")])
+def test_train_text_models_refuses_a_bad_option_before_it_trains(env, message):
+    """make train-text passes EPOCHS (TEXT_EPOCHS) and THREADS through to the script: a typo must stop it with a
+    message, not start a run with a wrong budget or thread count."""
+    result = subprocess.run(["bash", str(REPO / "scripts" / "train_text_models.sh"), "no_such_text.txt"],
+                            env={**os.environ, **env, "PYTHON": "false"}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
 
 
 def test_weight_average_is_a_moving_average_swapped_in_for_evaluation():
