@@ -235,8 +235,11 @@ def test_right_sized_training_evaluates_on_a_schedule_and_stops_by_itself(tiny_t
     # the anneal starts after the 2 evaluations without a better loss and lasts a quarter of the steps done
     # (at least one evaluation interval) before the run stops
     start = ran["annealed_from_step"]
-    best = min(range(len(history)), key=lambda i: history[i]["val_bpc"])
-    assert start is not None and start >= history[best]["step"] + 10
+    assert start is not None
+    # the best evaluation before the anneal (the anneal itself may find a better one: it did in fp32 on AVX2)
+    before = [h for h in history if h["step"] <= start]
+    best = min(before, key=lambda h: h["val_bpc"])
+    assert start >= best["step"] + 10
     interval = history[1]["step"] - history[0]["step"]   # an epoch here (11 steps), more than min_eval_steps
     assert history[-1]["step"] == start + max(interval, round(0.25 * start))
     proc = run_script(train, *common, "--patience", -1, "--ckpt_dir", tmp_path / "c", check=False)
